@@ -1,0 +1,48 @@
+"""Options of one replica: every timeout in ticks, every bound of the core.
+
+Defaults come from `paxdb.limits`; tests and the simulator shrink them. `mutant` is a
+test-only hook that switches on one deliberate flaw, so the simulator can prove it
+catches that class of bug (see `MUTANTS`); it is never set outside tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from paxdb import limits
+
+MUTANTS: dict[str, str] = {
+    "acceptor-forgets-promise": "an acceptor answers a Prepare without persisting its promise",
+    "proposer-ignores-accepted": "a proposer ignores the highest accepted value in promises",
+    "learner-counts-duplicates": "a duplicate Accepted from one acceptor is counted twice",
+    "lease-from-learn-tick": "the holder counts its lease from the tick it learned the "
+    "value instead of the tick it issued it",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    lease_ticks: int = limits.LEASE_TICKS
+    lease_renew_ticks: int = limits.LEASE_RENEW_TICKS
+    drift_ppm: int = limits.CLOCK_DRIFT_PPM
+    phase_timeout_ticks: int = limits.PHASE_TIMEOUT_TICKS
+    election_jitter_ticks: int = limits.ELECTION_JITTER_TICKS
+    catchup_probe_ticks: int = limits.CATCHUP_PROBE_TICKS
+    catchup_timeout_ticks: int = limits.CATCHUP_TIMEOUT_TICKS
+    batch_values_max: int = limits.BATCH_VALUES_MAX
+    batch_bytes_max: int = limits.BATCH_BYTES_MAX
+    proposals_queued_max: int = limits.PROPOSALS_QUEUED_MAX
+    catchup_values_max: int = limits.CATCHUP_VALUES_MAX
+    catchup_bytes_max: int = limits.CATCHUP_BYTES_MAX
+    mutant: str | None = None
+
+    def __post_init__(self) -> None:
+        assert 0 < self.lease_renew_ticks < self.lease_ticks
+        assert 0 < self.phase_timeout_ticks < self.lease_renew_ticks
+        assert self.election_jitter_ticks > 0
+        assert 0 < self.catchup_timeout_ticks <= self.catchup_probe_ticks
+        assert 0 < self.batch_values_max <= self.proposals_queued_max
+        assert self.batch_bytes_max > 0
+        assert self.catchup_values_max > 0
+        assert self.catchup_bytes_max > 0
+        assert self.mutant is None or self.mutant in MUTANTS, self.mutant
