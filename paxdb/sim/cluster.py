@@ -1,0 +1,484 @@
+"""The simulated cluster: replicas, disks, clocks and faults, all drawn from one seed.
+
+Theory of operation. The simulator is single-threaded and event driven: a heap of
+(time, sequence, event) in simulator units. Each node's clock ticks with its own
+period, so clock rates differ within the drift bound the lease assumes. After every
+event the node that received it is "pumped": its `Effects` are carried out in the
+runtime's order (persist to its `MemoryLogStore`, send through the `Network`, apply to
+its `AppliedLog`, record completions), and the invariants are checked.
+
+A run has two phases. The fault phase injects crashes (losing a random part of the
+unsynced writes), restarts, partitions (including one-way), loss, duplication and
+long delays, with client requests at every node. The liveness phase then heals a
+majority and requires a master among it, that a set of fresh requests sent to it are
+all chosen, and that the majority converges, each within a bound of ticks.
+
+Same seed, same run: the trace hash proves it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import random
+from collections import deque
+from dataclasses import asdict, dataclass, field, replace
+
+from paxdb.paxos import describe
+from paxdb.paxos.effects import AcceptorRecord, Completion, Envelope, Outcome, Record
+from paxdb.paxos.messages import Accepted, Promise
+from paxdb.paxos.options import Options
+from paxdb.paxos.replica import Replica, ReplicaConfig
+from paxdb.sim.checkers import AppliedLog, Checker, Violation
+from paxdb.sim.network import UNITS_PER_TICK, Network, NetworkFaults
+from paxdb.sim.workload import LIVENESS_RETRIES_MAX, Workload, payload_for, value_for
+from paxdb.storage.memory import MemoryLogStore
+
+GROUP = "sim"
+TRACE_LINES_KEPT = 400
+LIVENESS_REQUESTS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class SimOptions:
+    """Everything a run depends on besides the seed; drawn from the seed (swarm testing)."""
+
+    nodes: int
+    fault_ticks: int
+    liveness_ticks_max: int
+    loss: float
+    duplicate: float
+    delay_max: int
+    long_delay: float
+    crash_rate: float  # Per tick, across the cluster.
+    restart_ticks_max: int
+    partition_rate: float
+    heal_rate: float  # Chance per tick that every partition heals.
+    crash_after_reply: float  # Chance to crash a node right after it sends an Accepted.
+    crash_after_promise: float  # Chance to crash a node right after it sends a Promise.
+    power_loss: float  # Share of crashes that lose unsynced writes (the rest are kill -9).
+    request_rate: float  # Client requests per tick, across the cluster.
+    drift_ppm_used: int  # Clock rates differ by at most this (within the core's bound).
+    lease_ticks: int
+    election_jitter_ticks: int  # Small values make candidates collide (duelling proposers).
+    batch_values_max: int
+    mutant: str | None = None
+
+    @staticmethod
+    def draw(seed: int, mutant: str | None = None) -> SimOptions:
+        rng = random.Random(f"options-{seed}")
+        lease = rng.choice((30, 40, 60))
+        return SimOptions(
+            nodes=rng.choice((3, 3, 5)),
+            fault_ticks=rng.choice((600, 900, 1200)),
+            liveness_ticks_max=lease * 12,
+            loss=rng.choice((0.0, 0.02, 0.1, 0.25)),
+            duplicate=rng.choice((0.0, 0.05, 0.2)),
+            delay_max=rng.choice((400, 1500, 4000)),
+            long_delay=rng.choice((0.0, 0.01, 0.05)),
+            crash_rate=rng.choice((0.0, 0.005, 0.02, 0.05)),
+            restart_ticks_max=rng.choice((0, 5, 40, 150)),
+            partition_rate=rng.choice((0.0, 0.003, 0.01, 0.03)),
+            heal_rate=rng.choice((0.003, 0.02, 0.1)),
+            crash_after_reply=rng.choice((0.0, 0.0, 0.01, 0.05)),
+            crash_after_promise=rng.choice((0.0, 0.1, 0.3)),
+            power_loss=rng.choice((0.0, 0.5, 1.0)),
+            request_rate=0.0,
+            drift_ppm_used=rng.choice((0, 20_000, 45_000)),
+            lease_ticks=lease,
+            election_jitter_ticks=rng.choice((lease // 2, lease // 2, 3, 1)),
+            batch_values_max=rng.choice((1, 4, 64)),
+            mutant=mutant,
+        ).with_request_rate(rng)
+
+    def with_request_rate(self, rng: random.Random) -> SimOptions:
+        """A request rate below the cluster's capacity, so queues stay bounded."""
+        capacity = self.batch_values_max * UNITS_PER_TICK / (2 * self.delay_max)
+        rate = round(rng.choice((0.1, 0.3, 0.6)) * capacity, 3)
+        return replace(self, request_rate=max(0.05, min(rate, 3.0)))
+
+    def core_options(self) -> Options:
+        return Options(
+            lease_ticks=self.lease_ticks,
+            lease_renew_ticks=self.lease_ticks // 2,
+            drift_ppm=50_000,
+            phase_timeout_ticks=max(4, self.lease_ticks // 6),
+            election_jitter_ticks=self.election_jitter_ticks,
+            catchup_probe_ticks=self.lease_ticks // 2,
+            catchup_timeout_ticks=self.lease_ticks // 4,
+            batch_values_max=self.batch_values_max,
+            catchup_values_max=16,
+            mutant=self.mutant,
+        )
+
+
+@dataclass(slots=True)
+class SimNode:
+    node_id: int
+    period: int  # Units per tick of this node's clock.
+    store: MemoryLogStore = field(default_factory=MemoryLogStore)
+    replica: Replica | None = None
+    applied: AppliedLog | None = None
+    incarnation: int = 0
+    start_time: int = 0  # Tick k of this incarnation happens at start_time + k * period.
+    tokens: dict[int, int] = field(default_factory=dict)  # token -> request id
+
+
+@dataclass(slots=True)
+class RunResult:
+    seed: int
+    options: SimOptions
+    ok: bool
+    trace_hash: str
+    ticks: int
+    chosen: int
+    acknowledged: int
+    faults: dict[str, int]
+    message: str = ""
+    trace_tail: list[str] = field(default_factory=list)
+    core_seconds: float = 0.0
+
+
+class Simulation:
+    def __init__(self, seed: int, options: SimOptions) -> None:
+        self.seed = seed
+        self.options = options
+        self.rng = random.Random(seed)
+        self.core_options = options.core_options()
+        faults = NetworkFaults(
+            loss=options.loss,
+            duplicate=options.duplicate,
+            delay_max=options.delay_max,
+            long_delay=options.long_delay,
+        )
+        self.network = Network(random.Random(seed * 7 + 1), faults)
+        self.members = tuple(range(1, options.nodes + 1))
+        self.nodes = {n: SimNode(n, self._draw_period()) for n in self.members}
+        self.checker = Checker(quorum=len(self.members) // 2 + 1)
+        self.workload = Workload()
+        self.time = 0
+        self.events: list[tuple[int, int, str, object]] = []
+        self.sequence = 0
+        self.trace: deque[str] = deque(maxlen=TRACE_LINES_KEPT)
+        self.trace_hash = hashlib.blake2b(digest_size=16)
+        self.faults = {"crash": 0, "restart": 0, "partition": 0, "heal": 0, "lost_writes": 0}
+        self.healed: tuple[int, ...] | None = None
+        for node in self.nodes.values():
+            node.applied = AppliedLog(node.node_id)
+            self._start(node)
+
+    # Events.
+
+    def _draw_period(self) -> int:
+        spread = self.options.drift_ppm_used / 1_000_000 / 2
+        rate = 1 + self.rng.uniform(-spread, spread)
+        return round(UNITS_PER_TICK / rate)
+
+    def _schedule(self, delay: int, kind: str, data: object) -> None:
+        self.sequence += 1
+        heapq.heappush(self.events, (self.time + delay, self.sequence, kind, data))
+
+    def _log(self, line: str) -> None:
+        text = f"{self.time} {line}"
+        self.trace.append(text)
+        self.trace_hash.update(text.encode())
+
+    def _start(self, node: SimNode) -> None:
+        assert node.applied is not None
+        config = ReplicaConfig(
+            node.node_id, GROUP, self.members, self.core_options, self.seed + node.incarnation
+        )
+        node.replica = Replica(config, node.store, applied_next=len(node.applied.entries))
+        node.incarnation += 1
+        node.start_time = self.time
+        node.tokens.clear()
+        self._schedule(node.period, "tick", (node.node_id, node.incarnation))
+        self._pump(node)
+
+    def run_until(self, end_time: int, fault_phase: bool) -> None:
+        while self.events and self.events[0][0] <= end_time:
+            time, _, kind, data = heapq.heappop(self.events)
+            self.time = time
+            self._handle(kind, data)
+            if fault_phase:
+                self._maybe_fault()
+            self._check_lease()
+        self.time = end_time
+
+    def _handle(self, kind: str, data: object) -> None:
+        if kind == "tick":
+            node_id, incarnation = data  # type: ignore[misc]
+            node = self.nodes[node_id]
+            if node.replica is None or node.incarnation != incarnation:
+                return
+            node.replica.tick()
+            self._schedule(node.period, "tick", data)
+            if self.healed is None:
+                self._maybe_request(node)
+            self._pump(node)
+        elif kind == "deliver":
+            assert isinstance(data, Envelope)
+            node = self.nodes[data.target]
+            if node.replica is None:
+                return
+            self._log(f"recv {describe.envelope(data)}")
+            node.replica.step(data)
+            voted = self._pump(node)
+            if voted is not None and self.healed is None:
+                chance = self.options.crash_after_reply
+                if voted is Promise:
+                    chance = self.options.crash_after_promise
+                if self.rng.random() < chance:
+                    self._crash(node.node_id)
+        elif kind == "retry":
+            target, request_id = data  # type: ignore[misc]
+            node = self.nodes[target]
+            if node.replica is None:  # Connection refused: the client tries another node.
+                self._retry_elsewhere(request_id, None)
+                return
+            self.propose(node, request_id)
+            self._pump(node)
+        elif kind == "restart":
+            node = self.nodes[data]  # type: ignore[index]
+            if node.replica is None:
+                self.faults["restart"] += 1
+                self._log(f"restart {node.node_id}")
+                self._start(node)
+
+    # Carrying out effects, as the real runtime does.
+
+    def _pump(self, node: SimNode) -> type | None:
+        """Carry out the node's effects; returns Promise or Accepted if it sent one."""
+        replica = node.replica
+        assert replica is not None and node.applied is not None
+        voted: type | None = None
+        while replica.has_work():
+            effects = replica.effects()
+            node.store.write_batch([(GROUP, r) for r in effects.persist], effects.must_sync)
+            self._observe_votes(node, effects.persist, effects.must_sync)
+            for envelope in effects.send:
+                if isinstance(envelope.message, Promise | Accepted):
+                    voted = voted or type(envelope.message)
+                    self.checker.on_vote(
+                        node.node_id, envelope.message.ballot, type(envelope.message).__name__
+                    )
+                for delay in self.network.plan(envelope):
+                    self._schedule(delay, "deliver", envelope)
+            for entry in effects.apply:
+                self.checker.on_apply(node.node_id, entry)
+                node.applied.apply(entry)
+            for completion in effects.completions:
+                self._complete(node, completion)
+            if effects.status is not None:
+                self._log(f"node {node.node_id} {describe.effects(effects)[-1]}")
+            replica.advance(effects)
+        return voted
+
+    def _observe_votes(self, node: SimNode, records: tuple[Record, ...], synced: bool) -> None:
+        for record in records:
+            if isinstance(record, AcceptorRecord) and record.accepted_ballot is not None:
+                assert synced, "a vote is always synced before it is sent"
+                assert record.accepted_value is not None
+                self.checker.on_accept_durable(
+                    node.node_id, record.instance, record.accepted_ballot, record.accepted_value
+                )
+
+    def _complete(self, node: SimNode, completion: Completion) -> None:
+        request_id = node.tokens.pop(completion.token)  # type: ignore[call-overload]
+        self._log(f"node {node.node_id} {describe.completion(completion)}")
+        if completion.outcome is Outcome.CHOSEN:
+            self.workload.chosen += 1
+            self.workload.finished(request_id)
+            self.checker.on_acknowledged(
+                request_id, completion.instance, completion.index, payload_for(request_id)
+            )
+            return
+        self.workload.refused += 1
+        self._retry_elsewhere(request_id, completion.master_hint)
+
+    def _retry_elsewhere(self, request_id: int, hint: int | None) -> None:
+        if not self.workload.retry_allowed(request_id):
+            self.workload.dropped += 1
+            return
+        target = hint if hint is not None else self.rng.choice(self.members)
+        self._schedule(self.rng.randint(1, 5) * UNITS_PER_TICK, "retry", (target, request_id))
+
+    # Workload and faults.
+
+    def _maybe_request(self, node: SimNode) -> None:
+        rate = self.options.request_rate / len(self.members)
+        while rate > 0:
+            if self.rng.random() >= min(rate, 1.0):
+                return
+            rate -= 1.0
+            self.propose(node, self.workload.new_request())
+
+    def propose(self, node: SimNode, request_id: int) -> None:
+        assert node.replica is not None
+        token = self.sequence = self.sequence + 1
+        node.tokens[token] = request_id
+        node.replica.propose(value_for(request_id), token)
+
+    def _maybe_fault(self) -> None:
+        per_event = 1 / (3 * len(self.members))  # Faults are drawn per tick, roughly.
+        if self.rng.random() < self.options.crash_rate * per_event:
+            self._crash(self.rng.choice(self.members))
+        if self.rng.random() < self.options.partition_rate * per_event:
+            self._partition()
+        if self.network.blocked and self.rng.random() < self.options.heal_rate * per_event:
+            self.network.heal()
+            self.faults["heal"] += 1
+            self._log("heal")
+
+    def _crash(self, node_id: int) -> None:
+        node = self.nodes[node_id]
+        if node.replica is None:
+            return
+        keep = node.store.pending_count  # kill -9: the OS still holds what was written.
+        if self.rng.random() < self.options.power_loss:
+            keep = self.rng.randint(0, node.store.pending_count)
+        self.faults["lost_writes"] += node.store.pending_count - keep
+        node.store.crash(keep)
+        node.replica = None
+        self.faults["crash"] += 1
+        self._log(f"crash {node_id} keep={keep}")
+        if self.options.restart_ticks_max == 0:  # A supervisor restarts it at once.
+            self.faults["restart"] += 1
+            self._start(node)
+            return
+        restart = self.rng.randint(1, self.options.restart_ticks_max) * UNITS_PER_TICK
+        self._schedule(restart, "restart", node_id)
+
+    def _partition(self) -> None:
+        nodes = list(self.members)
+        self.rng.shuffle(nodes)
+        cut = self.rng.randint(1, len(nodes) - 1)
+        one_way = self.rng.random() < 0.3
+        self.network.partition(nodes[:cut], nodes[cut:], one_way)
+        self.faults["partition"] += 1
+        self._log(f"partition {sorted(nodes[:cut])} | {sorted(nodes[cut:])} one_way={one_way}")
+
+    def _check_lease(self) -> None:
+        masters = [n for n in self.nodes.values() if n.replica and n.replica.is_master]
+        self.checker.check_lease([n.node_id for n in masters], self.time)
+        for holder in masters:
+            self._check_lease_order(holder)
+
+    def _check_lease_order(self, holder: SimNode) -> None:
+        """The holder's lease ends, in real time, before any other node's view of it."""
+        assert holder.replica is not None
+        state = holder.replica.master
+        assert state.lease_end_tick is not None
+        lease_end = holder.start_time + state.lease_end_tick * holder.period
+        for node in self.nodes.values():
+            replica = node.replica
+            if node is holder or replica is None:
+                continue
+            view = replica.master
+            if view.master != holder.node_id or view.version != state.version:
+                continue
+            view_end = node.start_time + view.view_end_tick * node.period
+            self.checker.check_lease_order(holder.node_id, lease_end, node.node_id, view_end)
+
+    # Liveness.
+
+    def heal_majority(self) -> tuple[int, ...]:
+        nodes = list(self.members)
+        self.rng.shuffle(nodes)
+        majority = tuple(sorted(nodes[: len(nodes) // 2 + 1 + self.rng.randint(0, 1)]))
+        majority = majority[: len(nodes)]
+        self.network.heal(list(majority))
+        outside = [n for n in self.members if n not in majority]
+        self.network.partition(list(majority), outside, one_way=False)
+        self.network.faults.loss = 0.0
+        self.network.faults.long_delay = 0.0
+        self.network.faults.delay_max = min(self.network.faults.delay_max, 1500)
+        for node_id in majority:
+            if self.nodes[node_id].replica is None:
+                self._start(self.nodes[node_id])
+        self.healed = majority
+        self._log(f"heal majority {list(majority)}")
+        return majority
+
+    def master_among(self, nodes: tuple[int, ...]) -> int | None:
+        for node_id in nodes:
+            replica = self.nodes[node_id].replica
+            if replica is not None and replica.is_master:
+                return node_id
+        return None
+
+
+def run_seed(seed: int, mutant: str | None = None) -> RunResult:
+    """Run one seed; never raises for an invariant violation, returns it instead."""
+    options = SimOptions.draw(seed, mutant)
+    simulation = Simulation(seed, options)
+    try:
+        _run_phases(simulation)
+        ok, message = True, ""
+    except Violation as violation:
+        ok, message = False, str(violation)
+    except AssertionError as error:
+        ok, message = False, f"assertion failed in the core or simulator: {error!r}"
+    except Exception as error:  # noqa: BLE001 - any crash of the core is a finding.
+        ok, message = False, f"{type(error).__name__}: {error}"
+    return RunResult(
+        seed=seed,
+        options=options,
+        ok=ok,
+        trace_hash=simulation.trace_hash.hexdigest(),
+        ticks=simulation.time // UNITS_PER_TICK,
+        chosen=len(simulation.checker.chosen),
+        acknowledged=len(simulation.checker.acknowledged),
+        faults=dict(
+            simulation.faults,
+            messages_dropped=simulation.network.dropped,
+            messages_duplicated=simulation.network.duplicated,
+        ),
+        message=message,
+        trace_tail=list(simulation.trace) if not ok else [],
+    )
+
+
+def _run_phases(simulation: Simulation) -> None:
+    options = simulation.options
+    simulation.run_until(options.fault_ticks * UNITS_PER_TICK, fault_phase=True)
+    majority = simulation.heal_majority()
+    deadline = simulation.time + options.liveness_ticks_max * UNITS_PER_TICK
+    step = UNITS_PER_TICK
+    while simulation.master_among(majority) is None:
+        if simulation.time >= deadline:
+            raise Violation(f"liveness: no master among healed nodes {list(majority)}")
+        simulation.run_until(simulation.time + step, fault_phase=False)
+    master = simulation.master_among(majority)
+    assert master is not None
+    ids = [simulation.workload.new_request(LIVENESS_RETRIES_MAX) for _ in range(LIVENESS_REQUESTS)]
+    for request_id in ids:
+        simulation.propose(simulation.nodes[master], request_id)
+    simulation._pump(simulation.nodes[master])
+    deadline = simulation.time + options.liveness_ticks_max * UNITS_PER_TICK
+    while not _liveness_done(simulation, ids, majority):
+        if simulation.time >= deadline:
+            missing = [i for i in ids if i not in simulation.checker.acknowledged]
+            raise Violation(
+                f"liveness: requests {missing} sent to master {master} were not chosen, or "
+                f"nodes {list(majority)} did not converge, within {options.liveness_ticks_max} "
+                "ticks"
+            )
+        simulation.run_until(simulation.time + step, fault_phase=False)
+    simulation.checker.check_all_acknowledged()
+
+
+def _liveness_done(simulation: Simulation, ids: list[int], majority: tuple[int, ...]) -> bool:
+    if any(i not in simulation.checker.acknowledged for i in ids):
+        return False
+    instances = set()
+    for node_id in majority:
+        replica = simulation.nodes[node_id].replica
+        if replica is None:
+            return False
+        instances.add(replica.instance)
+    return len(instances) == 1
+
+
+def describe_options(options: SimOptions) -> str:
+    return " ".join(f"{k}={v}" for k, v in asdict(options).items())
