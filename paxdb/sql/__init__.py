@@ -1,0 +1,1 @@
+"""The SQL side of paxdb: determinism checks and the APSW state machine (DESIGN.md)."""
