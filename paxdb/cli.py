@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import socket
+import sys
+from typing import Any
+
 import click
 
 from paxdb import __version__
@@ -27,6 +32,114 @@ def demo(ctx: click.Context) -> None:
 
 
 @main.command()
+@click.option("--id", "node_id", type=int, help="This node's id (1, 2, ...).")
+@click.option("--data", help="Data directory (created if missing).")
+@click.option("--listen", help="Peer (Paxos) address HOST:PORT.")
+@click.option("--peers", help="Every member: ID=HOST:PORT,ID=HOST:PORT,...")
+@click.option("--client", help="Client address HOST:PORT (default: peer port + 1000).")
+@click.option("--secret-file", help="File holding the cluster's shared secret.")
+@click.option("--tick-ms", type=int, help="Milliseconds per Paxos tick (default 10).")
+@click.option("--config", "config_file", help="A TOML file with the same keys.")
+def serve(
+    node_id: int | None,
+    data: str | None,
+    listen: str | None,
+    peers: str | None,
+    client: str | None,
+    secret_file: str | None,
+    tick_ms: int | None,
+    config_file: str | None,
+) -> None:
+    """Run one node until SIGTERM or SIGINT."""
+    from paxdb.node.config import ConfigError, build_config
+    from paxdb.node.main import ServeError, configure_logging
+    from paxdb.node.main import serve as run
+
+    try:
+        config = build_config(
+            node_id, data, listen, peers, client, secret_file, tick_ms, config_file
+        )
+        configure_logging(config.node_id)
+        run(config)
+    except (ConfigError, ServeError) as error:
+        raise click.ClickException(str(error)) from None
+
+
+@main.command()
+@click.argument("url")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status(url: str, as_json: bool) -> None:
+    """Show a node's view of the cluster: master, instances, peers."""
+    report = _fetch_status(url)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, sort_keys=True))
+        return
+    click.echo(f"node {report['node']}  cluster {report['cluster']}  up {report['uptime_s']} s")
+    rows = [("database", "role", "master", "chosen", "applied", "chain", "lease")]
+    for name, group in report["groups"].items():
+        rows.append(
+            (
+                name,
+                group["role"],
+                str(group["master"]),
+                str(group["chosen"]),
+                str(group["applied"]),
+                group["chain"],
+                str(group["lease_ticks_left"]),
+            )
+        )
+    _table(rows)
+    click.echo("")
+    peer_rows = [("peer", "address", "client", "up")]
+    for peer_id, peer in report["peers"].items():
+        peer_rows.append((peer_id, peer["address"], peer["client"], "yes" if peer["up"] else "no"))
+    _table(peer_rows)
+
+
+def _table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+def _fetch_status(url: str) -> dict[str, Any]:
+    from paxdb.client.protocol import StatusReply, StatusRequest, decode, encode
+    from paxdb.wire import FrameDecoder
+
+    addresses = _addresses(url)
+    tried = []
+    for host, port in addresses:
+        try:
+            with socket.create_connection((host, port), timeout=3) as sock:
+                sock.sendall(encode(StatusRequest(1)))
+                decoder = FrameDecoder()
+                while True:
+                    data = sock.recv(65536)
+                    if not data:
+                        raise OSError("connection closed")
+                    for mapping in decoder.feed(data):
+                        reply = decode(mapping)
+                        if isinstance(reply, StatusReply):
+                            return reply.status
+        except OSError as error:
+            tried.append(f"{host}:{port} ({error.strerror or error})")
+    raise click.ClickException("no node answered: tried " + ", ".join(tried))
+
+
+def _addresses(url: str) -> list[tuple[str, int]]:
+    rest = url.removeprefix("paxdb://").split("/", 1)[0].split("?", 1)[0]
+    addresses = []
+    for part in filter(None, rest.split(",")):
+        host, sep, port = part.rpartition(":")
+        if not sep or not port.isdigit():
+            raise click.ClickException(f"{url!r}: {part!r} is not HOST:PORT")
+        addresses.append((host.strip("[]"), int(port)))
+    if not addresses:
+        raise click.ClickException(f"{url!r} names no node; use paxdb://HOST:PORT/DATABASE")
+    return addresses
+
+
+@main.command()
 @click.option("--seed", type=int, default=None, help="Replay one seed.")
 @click.option("--seeds", default="0-199", show_default=True, help="A range A-B of seeds.")
 def sim(seed: int | None, seeds: str) -> None:
@@ -34,4 +147,4 @@ def sim(seed: int | None, seeds: str) -> None:
     from paxdb.sim.__main__ import main as sim_main
 
     args = ["--seed", str(seed)] if seed is not None else ["--seeds", seeds]
-    raise SystemExit(sim_main(args))
+    sys.exit(sim_main(args))

@@ -1,0 +1,5 @@
+"""`python -m paxdb` is the `paxdb` command."""
+
+from paxdb.cli import main
+
+main()

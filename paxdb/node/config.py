@@ -1,0 +1,255 @@
+"""Node configuration: flags and config files, validated, and the data directory's identity.
+
+Every mistake an operator can make here ends in `ConfigError` with one line that says
+what is wrong and what to do; nothing is half-started.
+
+The data directory (DESIGN.md, "Fixed: data directory"):
+    DIR/cluster.json          cluster id, this node's id, bootstrap members, format version
+    DIR/groups/NAME/db.sqlite the replica of database NAME
+    DIR/log/                  the Paxos log of every group (paxdb.storage.file_log)
+
+The cluster id is derived from the bootstrap member list (sorted `id=host:port` pairs),
+so nodes started independently with the same `--peers` agree on it without a
+coordinator; a data directory created for another cluster is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from paxdb import limits
+from paxdb.errors import PaxdbError
+from paxdb.paxos.options import Options
+
+FORMAT_VERSION = 1
+CLIENT_PORT_OFFSET = 1000  # Default client port: peer port + 1000 (DESIGN.md).
+TICK_MS_MIN = 1
+TICK_MS_MAX = 1000
+SECRET_BYTES_MIN = 16
+CONFIG_KEYS = {"id", "data", "listen", "client", "peers", "secret_file", "tick_ms"}
+_ADDRESS = re.compile(r"\A(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})\Z")
+
+Address = tuple[str, int]
+
+
+class ConfigError(PaxdbError):
+    """A bad flag, file or data directory; the message is one line for the operator."""
+
+
+def parse_address(text: str, what: str) -> Address:
+    match = _ADDRESS.match(text.strip())
+    if not match:
+        raise ConfigError(f"{what} {text!r} is not HOST:PORT (for example 127.0.0.1:7001)")
+    host, port = match.group(1).strip("[]"), int(match.group(2))
+    if not 0 < port < 65536:
+        raise ConfigError(f"{what} {text!r}: port must be 1-65535")
+    return host, port
+
+
+def format_address(address: Address) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def parse_peers(text: str) -> dict[int, Address]:
+    """`1=host:port,2=host:port,...` -> {1: (host, port), ...}."""
+    peers: dict[int, Address] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        node_text, sep, address_text = part.partition("=")
+        if not sep or not node_text.strip().isdigit():
+            raise ConfigError(f"peer {part!r} is not ID=HOST:PORT (for example 2=10.0.0.2:7001)")
+        node_id = int(node_text)
+        if not 0 < node_id <= limits.NODE_ID_MAX:
+            raise ConfigError(f"peer id {node_id} must be 1-{limits.NODE_ID_MAX}")
+        if node_id in peers:
+            raise ConfigError(f"peer id {node_id} appears twice in --peers")
+        peers[node_id] = parse_address(address_text, f"peer {node_id}")
+    if len(peers) > limits.MEMBERS_MAX:
+        raise ConfigError(f"at most {limits.MEMBERS_MAX} members; --peers names {len(peers)}")
+    return peers
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    node_id: int
+    data_dir: Path
+    listen: Address
+    client: Address
+    peers: dict[int, Address]  # Every member, this node included.
+    secret: bytes | None = None
+    tick_ms: int = limits.TICK_MS
+    options: Options = field(default_factory=Options)
+
+    @property
+    def members(self) -> tuple[int, ...]:
+        return tuple(sorted(self.peers))
+
+    @property
+    def cluster_id(self) -> str:
+        spec = ",".join(f"{n}={format_address(self.peers[n])}" for n in self.members)
+        return "paxdb-" + hashlib.sha256(spec.encode()).hexdigest()[:16]
+
+    def client_address_of(self, node_id: int) -> Address:
+        """Where node `node_id` serves clients (peer port + 1000 unless told otherwise)."""
+        if node_id == self.node_id:
+            return self.client
+        host, port = self.peers[node_id]
+        return host, port + CLIENT_PORT_OFFSET
+
+
+def build_config(
+    node_id: int | None,
+    data: str | None,
+    listen: str | None,
+    peers: str | None,
+    client: str | None = None,
+    secret_file: str | None = None,
+    tick_ms: int | None = None,
+    config_file: str | None = None,
+) -> NodeConfig:
+    """Flags override the config file; the result is fully validated."""
+    values: dict[str, Any] = _read_config_file(config_file) if config_file else {}
+    flags = {
+        "id": node_id,
+        "data": data,
+        "listen": listen,
+        "peers": peers,
+        "client": client,
+        "secret_file": secret_file,
+        "tick_ms": tick_ms,
+    }
+    values.update({k: v for k, v in flags.items() if v is not None})
+    for required in ("id", "data", "listen"):
+        if values.get(required) is None:
+            raise ConfigError(f"--{required} is required (or `{required}` in --config)")
+    this = int(values["id"])
+    if not 0 < this <= limits.NODE_ID_MAX:
+        raise ConfigError(f"--id {this} must be 1-{limits.NODE_ID_MAX}")
+    listen_address = parse_address(str(values["listen"]), "--listen")
+    members = parse_peers(str(values.get("peers") or ""))
+    if members.get(this, listen_address) != listen_address:
+        raise ConfigError(
+            f"--peers says node {this} is at {format_address(members[this])}, "
+            f"but --listen is {format_address(listen_address)}"
+        )
+    members[this] = listen_address
+    client_text = values.get("client")
+    client_address = (
+        parse_address(str(client_text), "--client")
+        if client_text
+        else (listen_address[0], listen_address[1] + CLIENT_PORT_OFFSET)
+    )
+    if client_address == listen_address:
+        raise ConfigError("--client and --listen must be different addresses")
+    return NodeConfig(
+        node_id=this,
+        data_dir=Path(str(values["data"])).expanduser(),
+        listen=listen_address,
+        client=client_address,
+        peers=members,
+        secret=_read_secret(values.get("secret_file")),
+        tick_ms=_tick_ms(values.get("tick_ms")),
+    )
+
+
+def _tick_ms(value: object) -> int:
+    if value is None:
+        return limits.TICK_MS
+    try:
+        tick = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise ConfigError(f"tick_ms {value!r} is not a number of milliseconds") from None
+    if not TICK_MS_MIN <= tick <= TICK_MS_MAX:
+        raise ConfigError(f"tick_ms must be {TICK_MS_MIN}-{TICK_MS_MAX}, not {tick}")
+    return tick
+
+
+def _read_config_file(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            values = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"config file {path}: {error}") from None
+    unknown = sorted(set(values) - CONFIG_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"config file {path}: unknown keys {unknown}; known: {sorted(CONFIG_KEYS)}"
+        )
+    if isinstance(values.get("peers"), dict):
+        values["peers"] = ",".join(f"{k}={v}" for k, v in values["peers"].items())
+    return values
+
+
+def _read_secret(path: object) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        secret = Path(str(path)).read_bytes().strip()
+    except OSError as error:
+        raise ConfigError(f"--secret-file {path}: {error.strerror}") from None
+    if len(secret) < SECRET_BYTES_MIN:
+        raise ConfigError(
+            f"--secret-file {path}: the secret needs at least "
+            f"{SECRET_BYTES_MIN} bytes (try: head -c 32 /dev/urandom | base64)"
+        )
+    return secret
+
+
+def claim_data_dir(config: NodeConfig) -> bool:
+    """Create or check DIR/cluster.json. Returns True if the directory was new.
+
+    Refuses a directory that belongs to another cluster or another node id, or whose
+    format this version cannot read.
+    """
+    directory = config.data_dir
+    identity = directory / "cluster.json"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "groups").mkdir(exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"cannot use data directory {directory}: {error.strerror}") from None
+    expected = {
+        "format_version": FORMAT_VERSION,
+        "cluster_id": config.cluster_id,
+        "node_id": config.node_id,
+        "members": list(config.members),
+    }
+    if not identity.exists():
+        temporary = identity.with_suffix(".tmp")
+        temporary.write_text(json.dumps(expected, indent=2) + "\n")
+        os.replace(temporary, identity)
+        return True
+    try:
+        found = json.loads(identity.read_text())
+    except (OSError, ValueError) as error:
+        raise ConfigError(
+            f"{identity} is unreadable ({error}); is this a paxdb data directory?"
+        ) from None
+    if found.get("format_version") != FORMAT_VERSION:
+        raise ConfigError(
+            f"{identity} has format {found.get('format_version')}, this paxdb "
+            f"reads format {FORMAT_VERSION}"
+        )
+    if found.get("cluster_id") != config.cluster_id:
+        raise ConfigError(
+            f"data directory {directory} belongs to another cluster "
+            f"({found.get('cluster_id')}, members {found.get('members')}); "
+            "use the same --peers as when it was created, or another --data"
+        )
+    if found.get("node_id") != config.node_id:
+        raise ConfigError(
+            f"data directory {directory} belongs to node {found.get('node_id')}, "
+            f"not node {config.node_id}"
+        )
+    return False

@@ -1,0 +1,168 @@
+"""One group on a node: its Paxos replica, its SQLite state machine, and who waits on them.
+
+Theory of operation. The runtime carries out a group's `Effects` in the core's order;
+this module does the apply and completion steps. A chosen SQL batch holds client
+requests, each stamped by the master with a time and a random seed (`stamp_item`), or
+an empty item, which is a read barrier for linearizable reads. Results of one apply are
+kept only until the completions of the same `Effects` have been resolved.
+
+Invariants:
+- The state machine applies every instance once, in order (it skips replays and
+  asserts there is no gap); `applied_instance` only grows.
+- A waiter is resolved exactly once: with the result at its (instance, index), with a
+  refusal (not master, dropped), or with a timeout by whoever awaited it.
+- A halted group stays halted: it applies nothing more and answers every request with
+  `OperationalError` naming the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from paxdb.errors import CorruptionError, ReplicaHalted
+from paxdb.paxos.effects import Completion, Outcome
+from paxdb.paxos.messages import LogEntry
+from paxdb.paxos.replica import Replica, ReplicaConfig
+from paxdb.paxos.values import ValueKind, decode_batch
+from paxdb.sql.requests import RequestResult
+from paxdb.sql.statemachine import StateMachine
+from paxdb.storage.base import LogStore
+
+logger = logging.getLogger(__name__)
+
+_STAMP = struct.Struct(">qq")  # time in ms since the epoch, random seed
+BARRIER = b""
+
+
+def stamp_item(request: bytes, time_ms: int, seed: int) -> bytes:
+    """A request as it travels in a batch: the master's stamp, then the request."""
+    return _STAMP.pack(time_ms, seed) + request
+
+
+def split_item(item: bytes) -> tuple[int, int, bytes]:
+    time_ms, seed = _STAMP.unpack_from(item)
+    return time_ms, seed, item[_STAMP.size :]
+
+
+@dataclass
+class WriteOutcome:
+    """What a waiter receives: a result, or a refusal with the master to try."""
+
+    result: RequestResult | None
+    instance: int
+    refused: Outcome | None = None
+    master_hint: int | None = None
+    reason: str = ""
+
+
+@dataclass
+class Group:
+    name: str
+    replica: Replica
+    machine: StateMachine
+    waiters: dict[Hashable, asyncio.Future[WriteOutcome]] = field(default_factory=dict)
+    halted: str | None = None
+    _results: dict[int, list[RequestResult | None]] = field(default_factory=dict)
+    applied_event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @staticmethod
+    def open(config: ReplicaConfig, store: LogStore, directory: Path) -> Group:
+        directory.mkdir(parents=True, exist_ok=True)
+        machine = StateMachine(str(directory / "db.sqlite"))
+        replica = Replica(config, store, applied_next=machine.applied_instance + 1)
+        return Group(config.group, replica, machine)
+
+    @property
+    def applied_instance(self) -> int:
+        return self.machine.applied_instance
+
+    def fail_waiters(self, error: Exception) -> None:
+        for future in self.waiters.values():
+            if not future.done():
+                future.set_exception(error)
+        self.waiters.clear()
+
+    def halt(self, reason: str) -> None:
+        if self.halted is None:
+            self.halted = reason
+            logger.error("group %s halted: %s", self.name, reason)
+        self.fail_waiters(ReplicaHalted(reason))
+
+    # Carrying out effects.
+
+    def apply(self, entries: tuple[LogEntry, ...]) -> None:
+        for entry in entries:
+            if entry.value.kind is ValueKind.SQL_BATCH:
+                self._results[entry.instance] = self._apply_batch(entry)
+            else:
+                self.machine.apply_noop(entry.instance, entry.chain)
+            if self.machine.chain != entry.chain:
+                raise CorruptionError(
+                    f"group {self.name!r}: the database's chain after instance "
+                    f"{entry.instance} is {self.machine.chain:#010x}, the log's is "
+                    f"{entry.chain:#010x}; restore this node from a healthy peer"
+                )
+        if entries:
+            self.applied_event.set()
+            self.applied_event = asyncio.Event()
+
+    def _apply_batch(self, entry: LogEntry) -> list[RequestResult | None]:
+        items = decode_batch(entry.value.payload)
+        requests: list[bytes] = []
+        positions: list[int] = []
+        time_ms = seed = 0
+        for index, item in enumerate(items):
+            if item == BARRIER:
+                continue
+            item_time, item_seed, request = split_item(item)
+            if not requests:
+                time_ms, seed = item_time, item_seed
+            requests.append(request)
+            positions.append(index)
+        results: list[RequestResult | None] = [None] * len(items)
+        if not requests:
+            self.machine.apply_noop(entry.instance, entry.chain)
+            return results
+        applied = self.machine.apply_batch(entry.instance, entry.chain, requests, time_ms, seed)
+        for position, result in zip(positions, applied, strict=True):
+            results[position] = result
+        return results
+
+    def complete(self, completions: tuple[Completion, ...]) -> None:
+        for completion in completions:
+            future = self.waiters.pop(completion.token, None)
+            if future is None or future.done():
+                continue  # The client gave up (timeout); the outcome stands in the log.
+            if completion.outcome is Outcome.CHOSEN:
+                results = self._results.get(completion.instance)
+                result = results[completion.index] if results else None
+                future.set_result(WriteOutcome(result, completion.instance))
+            else:
+                future.set_result(
+                    WriteOutcome(
+                        None, -1, completion.outcome, completion.master_hint, completion.reason
+                    )
+                )
+        self._results.clear()
+
+    async def wait_applied(self, instance: int, timeout: float) -> bool:
+        """Wait until this replica applied `instance`; False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.machine.applied_instance < instance:
+            left = deadline - loop.time()
+            if left <= 0 or self.halted is not None:
+                return False
+            try:
+                await asyncio.wait_for(self.applied_event.wait(), left)
+            except TimeoutError:
+                return False
+        return True
+
+    def close(self) -> None:
+        self.machine.close()

@@ -1,0 +1,236 @@
+"""The client server: the node's side of the client protocol (paxdb/client/protocol.py).
+
+Writes: the master checks determinism (`StateMachine.check_write`, cached sqlglot verdict
+plus SQLite's own judgement), stamps time and a random seed, proposes, and answers once
+the value is chosen and applied, with the request's real results. A non-master relays
+the write to the master once (see forward.py), or answers NotMaster with the master's
+client address.
+
+Reads, by consistency level:
+- `local`: this replica, after it applied at least `min_instance` (bounded wait);
+- `master`: the master, while its lease holds, after applying everything it learned;
+- `linearizable`: the master, after a read barrier (an empty request) is chosen and
+  applied, which proves a quorum still follows it.
+
+Each connection may carry many requests at once; each request runs in its own task and
+replies carry the request id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import time
+from typing import Any
+
+from paxdb import errors
+from paxdb.client.protocol import (
+    Consistency,
+    ExecuteReply,
+    ExecuteRequest,
+    StatusReply,
+    StatusRequest,
+    decode,
+    encode,
+    request_id_of,
+)
+from paxdb.node.forward import Forwarder
+from paxdb.node.group import BARRIER, Group, WriteOutcome, stamp_item
+from paxdb.node.runtime import NodeRuntime
+from paxdb.node.status import node_status
+from paxdb.paxos.effects import Outcome
+from paxdb.paxos.values import Value, ValueKind
+from paxdb.sql.determinism import classify
+from paxdb.sql.requests import ErrorInfo, Request, StatementResult, encode_request
+from paxdb.sql.verdict import Kind
+from paxdb.wire import FrameDecoder
+
+logger = logging.getLogger(__name__)
+
+WRITE_TIMEOUT_S = 10.0  # A write not chosen by then is answered ProposalTimeout.
+READ_WAIT_S = 5.0  # How long a read waits for its replica to catch up.
+READ_CHUNK_BYTES = 256 * 1024
+CLIENT_FRAME_BYTES_MAX = 64 * 1024 * 1024
+
+
+def error_reply(request_id: int, error: BaseException, master: str | None = None) -> ExecuteReply:
+    info = ErrorInfo(type(error).__name__, str(error), getattr(error, "sqlite_errorcode", 0))
+    return ExecuteReply(request_id, error=info, master=master)
+
+
+class ClientServer:
+    def __init__(self, runtime: NodeRuntime) -> None:
+        self.runtime = runtime
+        self.forwarder = Forwarder()
+        self._server: asyncio.Server | None = None
+        self._tokens = itertools.count(1)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.requests_served = 0
+
+    async def start(self) -> None:
+        host, port = self.runtime.config.client
+        self._server = await asyncio.start_server(self._on_client, host, port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.forwarder.close()
+
+    # Connections.
+
+    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        decoder = FrameDecoder(CLIENT_FRAME_BYTES_MAX)
+        peer = writer.get_extra_info("peername")
+        try:
+            while data := await reader.read(READ_CHUNK_BYTES):
+                for mapping in decoder.feed(data):
+                    self._spawn(self._serve_frame(mapping, writer))
+        except errors.RemoteProtocolError as error:
+            logger.warning("client %s sent a bad frame, closing: %s", peer, error)
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve_frame(self, mapping: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        try:
+            message = decode(mapping)
+        except errors.RemoteProtocolError as error:
+            request_id = request_id_of(mapping)
+            if request_id is None:
+                writer.close()
+                return
+            reply: ExecuteReply | StatusReply = error_reply(
+                request_id, errors.InterfaceError(f"malformed request: {error}")
+            )
+        else:
+            reply = await self.handle(message)
+        if not writer.is_closing():
+            writer.write(encode(reply))
+
+    async def handle(self, message: object) -> ExecuteReply | StatusReply:
+        self.requests_served += 1
+        if isinstance(message, StatusRequest):
+            return StatusReply(message.request_id, node_status(self.runtime))
+        if not isinstance(message, ExecuteRequest):
+            return error_reply(0, errors.InterfaceError("nodes only answer requests"))
+        try:
+            return await self._execute(message)
+        except errors.DatabaseError as error:
+            return error_reply(message.request_id, error, self._master_of(message.database))
+        except (errors.ReplicaHalted, errors.CorruptionError, errors.StorageError) as error:
+            return error_reply(
+                message.request_id,
+                errors.OperationalError(
+                    f"database {message.database!r} is halted on this node: {error}"
+                ),
+            )
+
+    def _master_of(self, database: str) -> str | None:
+        group = self.runtime.groups.get(database)
+        return None if group is None else self.runtime.master_client_address(group)
+
+    # Requests.
+
+    async def _execute(self, request: ExecuteRequest) -> ExecuteReply:
+        if self.runtime.fatal is not None:
+            raise errors.OperationalError(f"this node has stopped: {self.runtime.fatal}")
+        group = self.runtime.group(request.database)
+        if group.halted is not None:
+            raise errors.OperationalError(
+                f"database {group.name!r} is halted on this node: {group.halted}"
+            )
+        is_write = request.write
+        if is_write is None:
+            is_write = not all(classify(s.sql).kind is Kind.READ for s in request.statements)
+        if is_write:
+            return await self._write(group, request)
+        return await self._read(group, request)
+
+    async def _write(self, group: Group, request: ExecuteRequest) -> ExecuteReply:
+        if not group.replica.is_master:
+            return await self._relay(group, request)
+        for statement in request.statements:
+            group.machine.check_write(statement.sql)
+        client_id = request.client_id or os.urandom(16).hex()
+        payload = encode_request(Request(client_id, request.seq, request.statements))
+        seed = int.from_bytes(os.urandom(8), "big", signed=True)
+        outcome = await self._propose(group, stamp_item(payload, time.time_ns() // 1_000_000, seed))
+        if outcome.refused is not None:
+            return self._refused(group, request, outcome)
+        result = outcome.result
+        assert result is not None, "a chosen request has a result"
+        if result.error is not None:
+            return ExecuteReply(request.request_id, error=result.error, instance=outcome.instance)
+        return ExecuteReply(request.request_id, result.results, instance=outcome.instance)
+
+    async def _propose(self, group: Group, item: bytes) -> WriteOutcome:
+        token = next(self._tokens)
+        future: asyncio.Future[WriteOutcome] = asyncio.get_running_loop().create_future()
+        group.waiters[token] = future
+        group.replica.propose(Value(ValueKind.SQL_BATCH, item), token)
+        self.runtime.schedule_flush()
+        try:
+            return await asyncio.wait_for(future, WRITE_TIMEOUT_S)
+        except TimeoutError:
+            group.waiters.pop(token, None)
+            raise errors.ProposalTimeout(
+                f"the write was not chosen within {WRITE_TIMEOUT_S:.0f} s; it may still be "
+                "applied: retry it with the same sequence number"
+            ) from None
+
+    def _refused(
+        self, group: Group, request: ExecuteRequest, outcome: WriteOutcome
+    ) -> ExecuteReply:
+        if outcome.refused is Outcome.NOT_MASTER:
+            raise errors.NotMaster(master_hint=outcome.master_hint)
+        raise errors.ProposalDropped(
+            f"the write was not applied ({outcome.reason or 'the master changed'}); retry it"
+        )
+
+    async def _relay(self, group: Group, request: ExecuteRequest) -> ExecuteReply:
+        master = group.replica.master_hint
+        address = self.runtime.master_client_address(group)
+        if request.forwarded or master is None or address is None:
+            raise errors.NotMaster(master_hint=master)
+        host, _, port = address.rpartition(":")
+        reply = await self.forwarder.forward(
+            (host.strip("[]"), int(port)), request, WRITE_TIMEOUT_S + 1
+        )
+        return reply
+
+    async def _read(self, group: Group, request: ExecuteRequest) -> ExecuteReply:
+        wanted = request.min_instance
+        if request.consistency is not Consistency.LOCAL:
+            if not group.replica.is_master:
+                return await self._relay(group, request)
+            wanted = max(wanted, group.replica.instance - 1)
+            if request.consistency is Consistency.LINEARIZABLE:
+                outcome = await self._propose(group, BARRIER)
+                if outcome.refused is not None:
+                    return self._refused(group, request, outcome)
+                wanted = max(wanted, outcome.instance)
+        if not await group.wait_applied(wanted, READ_WAIT_S):
+            raise errors.OperationalError(
+                f"this replica has applied up to {group.applied_instance}, not {wanted}, "
+                f"after {READ_WAIT_S:.0f} s; read from the master or retry"
+            )
+        applied = group.applied_instance
+        results: list[StatementResult] = [
+            group.machine.query(s.sql, s.params) for s in request.statements
+        ]
+        return ExecuteReply(request.request_id, tuple(results), instance=applied)

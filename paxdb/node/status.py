@@ -1,0 +1,47 @@
+"""The status map a node reports (`paxdb status --json`, the shell's `.status`)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from paxdb import __version__
+from paxdb.node.config import format_address
+from paxdb.node.runtime import NodeRuntime
+
+
+def node_status(runtime: NodeRuntime) -> dict[str, Any]:
+    config = runtime.config
+    groups: dict[str, Any] = {}
+    for name, group in sorted(runtime.groups.items()):
+        replica = group.replica
+        status = replica.status()
+        groups[name] = {
+            "role": status.role.value,
+            "master": status.master,
+            "master_client": runtime.master_client_address(group),
+            "chosen": replica.instance - 1,
+            "applied": group.applied_instance,
+            "chain": f"{group.machine.chain:08x}",
+            "lease_ticks_left": status.lease_ticks_left,
+            "members": list(status.members),
+            "halted": group.halted,
+        }
+    peers = {
+        str(node_id): {
+            "address": format_address(address),
+            "client": format_address(config.client_address_of(node_id)),
+            "up": node_id == config.node_id or runtime.transport.peer_is_up(node_id),
+        }
+        for node_id, address in sorted(config.peers.items())
+    }
+    return {
+        "node": config.node_id,
+        "cluster": config.cluster_id,
+        "version": __version__,
+        "uptime_s": round(time.time() - runtime.started_at, 1),
+        "tick_ms": config.tick_ms,
+        "fatal": runtime.fatal,
+        "groups": groups,
+        "peers": peers,
+    }
