@@ -190,7 +190,9 @@ def _classify_parsed(sql: str) -> Verdict:
     except SqlglotError:
         return judge_sql(scratch_connection(), sql)
     if len(trees) != 1:
-        return reject(policy.MULTIPLE_REASON if trees else "the text holds no SQL statement", sql)
+        if not trees:
+            return reject("the text holds no SQL statement", sql, is_malformed=True)
+        return reject(policy.MULTIPLE_REASON, sql)
     tree = trees[0]
     if isinstance(tree, _READ_TYPES):
         scan = _scan(tree)

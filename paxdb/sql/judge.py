@@ -80,10 +80,10 @@ def judge_sql(connection: apsw.Connection, sql: str) -> Verdict:
     except apsw.Error as error:
         message = str(error)
         if any(marker in message for marker in _SYNTAX_MARKERS):
-            return reject(f"SQLite cannot parse the statement: {message}", sql)
+            return reject(f"SQLite cannot parse the statement: {message}", sql, is_malformed=True)
         return Verdict(Kind.WRITE, f"checked on apply: {message}", sql[:80], is_deferred=True)
     if not compiled.statements:
-        return reject("the text holds no SQL statement", sql)
+        return reject("the text holds no SQL statement", sql, is_malformed=True)
     if len(compiled.statements) > 1:
         return reject(policy.MULTIPLE_REASON, sql)
     return _verdict_from_actions(compiled.actions, compiled.statements[0][1], sql)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from paxdb.errors import NondeterministicStatement
+from paxdb.errors import NondeterministicStatement, ProgrammingError
 
 
 class Kind(enum.Enum):
@@ -37,6 +37,7 @@ class Verdict:
     is_ddl: bool = False
     is_transaction_control: bool = False
     is_deferred: bool = False
+    is_malformed: bool = False  # Not valid SQL at all: a plain ProgrammingError.
 
     def __post_init__(self) -> None:
         if self.kind is Kind.REJECTED:
@@ -52,9 +53,13 @@ class Verdict:
         return self.kind is Kind.WRITE or not self.reason
 
     def raise_unless_write_safe(self) -> None:
-        """Raise NondeterministicStatement (a ProgrammingError) if not `is_write_safe`."""
-        if not self.is_write_safe:
-            raise NondeterministicStatement(self.reason, self.fragment)
+        """Raise ProgrammingError (NondeterministicStatement unless the text is simply
+        malformed) if not `is_write_safe`."""
+        if self.is_write_safe:
+            return
+        if self.is_malformed:
+            raise ProgrammingError(self.reason)
+        raise NondeterministicStatement(self.reason, self.fragment)
 
 
 def reject(reason: str, fragment: str = "", **flags: bool) -> Verdict:

@@ -247,3 +247,13 @@ def test_cache_hit_returns_the_same_verdict() -> None:
     assert info.hits >= 1000
     assert info.maxsize == determinism.CLASSIFY_CACHE_ENTRIES_MAX
     print(f"cold classify {cold_s * 1e3:.3f} ms, cache hit {hit_s * 1e6:.3f} us")
+
+
+def test_malformed_sql_is_a_plain_programming_error_not_a_determinism_verdict() -> None:
+    from paxdb.errors import NondeterministicStatement, ProgrammingError
+    from paxdb.sql.determinism import check_write
+
+    for sql in ("INSERT INTO log VALUES (", "SELEKT 1 FROM", ";"):
+        with pytest.raises(ProgrammingError) as raised:
+            check_write(sql)
+        assert not isinstance(raised.value, NondeterministicStatement), sql
