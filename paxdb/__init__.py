@@ -20,6 +20,15 @@ from paxdb.errors import (
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    """`paxdb.Node` is imported on first use: a client-only program never loads the node."""
+    if name == "Node":
+        from paxdb.node.embedded import Node
+
+        return Node
+    raise AttributeError(f"module 'paxdb' has no attribute {name!r}")
+
 __all__ = [
     "CorruptionError",
     "DataError",
@@ -28,6 +37,7 @@ __all__ = [
     "IntegrityError",
     "InterfaceError",
     "InternalError",
+    "Node",
     "NotMaster",
     "NotSupportedError",
     "OperationalError",

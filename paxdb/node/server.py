@@ -73,6 +73,8 @@ class ClientServer:
     async def start(self) -> None:
         host, port = self.runtime.config.client
         self._server = await asyncio.start_server(self._on_client, host, port)
+        bound = self._server.sockets[0].getsockname()
+        self.address: tuple[str, int] = (host, int(bound[1]))
 
     async def stop(self) -> None:
         if self._server is not None:

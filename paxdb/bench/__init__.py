@@ -1,0 +1,1 @@
+"""Load generators and baselines. Speed is measured here, never by timed tests."""
