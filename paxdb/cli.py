@@ -18,17 +18,20 @@ def main() -> None:
     """paxdb: a replicated embedded SQL database (SQLite + multi-Paxos)."""
 
 
-def _not_built_yet(name: str) -> None:
-    raise click.ClickException(
-        f"`paxdb {name}` is not part of this build yet; see the open issues in README.md"
-    )
+@main.command()
+@click.option("--nodes", type=click.IntRange(1, 7), default=3, show_default=True)
+@click.option("--dir", "directory", help="Keep the data here (default: a temporary directory).")
+def demo(nodes: int, directory: str | None) -> None:
+    """Start a local cluster on loopback and open the shell on it; Ctrl-D stops it."""
+    from paxdb.demo import run_demo
+
+    sys.exit(run_demo(nodes, directory, _open_shell))
 
 
-@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.pass_context
-def demo(ctx: click.Context) -> None:
-    """Start a local 3-node cluster on loopback and open the shell on it."""
-    _not_built_yet("demo")
+def _open_shell(url: str) -> int:
+    from paxdb_shell.main import run_shell
+
+    return run_shell(url)
 
 
 @main.command()
@@ -70,7 +73,7 @@ def serve(
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status(url: str, as_json: bool) -> None:
     """Show a node's view of the cluster: master, instances, peers."""
-    report = _fetch_status(url)
+    report = fetch_status(url)
     if as_json:
         click.echo(json.dumps(report, indent=2, sort_keys=True))
         return
@@ -102,7 +105,7 @@ def _table(rows: list[tuple[str, ...]]) -> None:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
 
 
-def _fetch_status(url: str) -> dict[str, Any]:
+def fetch_status(url: str) -> dict[str, Any]:
     from paxdb.client.protocol import StatusReply, StatusRequest, decode, encode
     from paxdb.wire import FrameDecoder
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import signal
 import socket
 import sqlite3
@@ -20,28 +19,15 @@ from typing import Any
 
 from client import TestClient
 
+from paxdb.demo import pick_ports
+
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def free_peer_ports(count: int) -> list[int]:
-    rng = random.Random(os.getpid() ^ time.time_ns())
-    ports: list[int] = []
-    while len(ports) < count:
-        port = rng.randint(20_000, 40_000)
-        if port in ports or not (_port_free(port) and _port_free(port + 1000)):
-            continue
-        ports.append(port)
-    return ports
+    """Peer ports whose client ports (+1000) are free too; the demo's own picker."""
+    return pick_ports(count)
 
 
 class ProcessCluster:
