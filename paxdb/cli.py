@@ -29,9 +29,21 @@ def demo(nodes: int, directory: str | None) -> None:
 
 
 def _open_shell(url: str) -> int:
-    from paxdb_shell.main import run_shell
+    from paxdb_shell.main import run
 
-    return run_shell(url)
+    return run(url)
+
+
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+@click.pass_context
+def shell(ctx: click.Context) -> None:
+    """The interactive SQL shell (same as `paxdb-shell`; `paxdb shell --help`)."""
+    from paxdb_shell.main import main as shell_main  # prompt_toolkit loads only here.
+
+    shell_main.main(args=ctx.args, prog_name="paxdb shell")
 
 
 @main.command()
