@@ -2,6 +2,26 @@
 
 from __future__ import annotations
 
+from paxdb.client import (
+    BINARY,
+    DATETIME,
+    NUMBER,
+    ROWID,
+    STRING,
+    Binary,
+    Connection,
+    Cursor,
+    Date,
+    DateFromTicks,
+    Time,
+    TimeFromTicks,
+    Timestamp,
+    TimestampFromTicks,
+    apilevel,
+    connect,
+    paramstyle,
+    threadsafety,
+)
 from paxdb.errors import (
     CorruptionError,
     DatabaseError,
@@ -10,6 +30,7 @@ from paxdb.errors import (
     IntegrityError,
     InterfaceError,
     InternalError,
+    NondeterministicStatement,
     NotMaster,
     NotSupportedError,
     OperationalError,
@@ -29,7 +50,26 @@ def __getattr__(name: str) -> object:
         return Node
     raise AttributeError(f"module 'paxdb' has no attribute {name!r}")
 
+
 __all__ = [
+    "BINARY",
+    "DATETIME",
+    "NUMBER",
+    "ROWID",
+    "STRING",
+    "Binary",
+    "Connection",
+    "Cursor",
+    "Date",
+    "DateFromTicks",
+    "Time",
+    "TimeFromTicks",
+    "Timestamp",
+    "TimestampFromTicks",
+    "apilevel",
+    "connect",
+    "paramstyle",
+    "threadsafety",
     "CorruptionError",
     "DataError",
     "DatabaseError",
@@ -37,6 +77,7 @@ __all__ = [
     "IntegrityError",
     "InterfaceError",
     "InternalError",
+    "NondeterministicStatement",
     "Node",
     "NotMaster",
     "NotSupportedError",

@@ -70,6 +70,7 @@ class ClientServer:
         self._tokens = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         self.requests_served = 0
+        self._writers: set[asyncio.StreamWriter] = set()
         # Reads run off the loop, so a long SELECT never delays ticks, votes or leases.
         # One thread: the state machine has one read connection.
         self._readers = ThreadPoolExecutor(1, thread_name_prefix="paxdb-read")
@@ -83,6 +84,10 @@ class ClientServer:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+        for writer in list(self._writers):  # Handlers see EOF and end on their own.
+            writer.transport.abort()
+        await asyncio.sleep(0)
+        if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
         for task in list(self._tasks):
@@ -94,6 +99,7 @@ class ClientServer:
     # Connections.
 
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
         decoder = FrameDecoder(CLIENT_FRAME_BYTES_MAX)
         peer = writer.get_extra_info("peername")
         try:
@@ -105,6 +111,7 @@ class ClientServer:
         except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
+            self._writers.discard(writer)
             with contextlib.suppress(Exception):
                 writer.close()
 

@@ -97,6 +97,9 @@ _ERROR_CLASSES: dict[str, type[errors.DatabaseError]] = {
         errors.ProgrammingError,
         errors.NotSupportedError,
         errors.NondeterministicStatement,
+        errors.NotMaster,
+        errors.ProposalTimeout,
+        errors.ProposalDropped,
     )
 }
 

@@ -271,11 +271,18 @@ class StateMachine:
                 "this statement writes; send it as a write so every replica applies it"
             )
         cursor = self._read.cursor()
-        cursor.exec_trace = _refuse_writes
+        described: list[tuple[str, ...]] = []
+
+        def trace(cursor: apsw.Cursor, sql: str, bindings: object) -> bool:
+            # Column names are known before the first step, even when no row comes.
+            described.append(_columns(cursor))
+            return _refuse_writes(cursor, sql, bindings)
+
+        cursor.exec_trace = trace
         try:
             cursor.execute(sql, params)
-            columns = _columns(cursor)
             rows = tuple(tuple(row) for row in cursor)
+            columns = described[-1] if described else ()
         except apsw.ExecTraceAbort:
             raise errors.ProgrammingError(
                 "this statement writes; send it as a write so every replica applies it"
