@@ -4,7 +4,7 @@ A node that is not master relays a write (or a master/linearizable read) to the 
 believes is master, marked `forwarded` so that node never relays it again: a request
 makes at most two hops, and a stale belief ends in a NotMaster reply that the driver
 follows by itself. One multiplexed connection per master address; requests in flight
-fail with `OperationalError` if that connection breaks.
+fail with `NotMaster` (retryable) if that connection breaks.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import logging
 from dataclasses import replace
 
 from paxdb.client.protocol import ExecuteReply, ExecuteRequest, decode, encode
-from paxdb.errors import OperationalError, RemoteProtocolError
+from paxdb.errors import NotMaster, RemoteProtocolError
 from paxdb.node.config import Address
 from paxdb.wire import FrameDecoder
 
@@ -51,7 +51,9 @@ class _Link:
     def close(self) -> None:
         for future in self.pending.values():
             if not future.done():
-                future.set_exception(OperationalError("lost the connection to the master"))
+                future.set_exception(
+                    NotMaster("lost the connection to the master; retry at another node")
+                )
         self.pending.clear()
         with contextlib.suppress(Exception):
             self.writer.close()
@@ -89,8 +91,9 @@ class Forwarder:
                 asyncio.open_connection(*address), CONNECT_TIMEOUT_S
             )
         except (OSError, TimeoutError) as error:
-            raise OperationalError(
-                f"cannot reach the master at {address[0]}:{address[1]}: {error}"
+            raise NotMaster(
+                f"this node is not master and cannot reach the master at "
+                f"{address[0]}:{address[1]} ({error}); retry at another node"
             ) from None
         link = self._links[address] = _Link(reader, writer)
         return link
