@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -13,7 +14,7 @@ import paxdb
 
 
 def url_for(cluster: ProcessCluster, nodes: list[int], **query: str) -> str:
-    addresses = ",".join("%s:%d" % cluster.client_address(n) for n in nodes)
+    addresses = ",".join("{}:{}".format(*cluster.client_address(n)) for n in nodes)
     options = "&".join(f"{k}={v}" for k, v in query.items())
     return f"paxdb://{addresses}/main" + (f"?{options}" if options else "")
 
@@ -139,10 +140,8 @@ class DroppingProxy:
         except OSError:
             pass
         for sock in (source, sink):
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
 
     def close(self) -> None:
@@ -154,7 +153,9 @@ def test_a_retry_after_a_lost_reply_is_applied_once(ready: ProcessCluster) -> No
     master = ready.master()
     proxy = DroppingProxy(ready.client_address(master))
     try:
-        others = ",".join("%s:%d" % ready.client_address(n) for n in ready.ports if n != master)
+        others = ",".join(
+            "{}:{}".format(*ready.client_address(n)) for n in ready.ports if n != master
+        )
         conn = paxdb.connect(f"paxdb://127.0.0.1:{proxy.address[1]},{others}/main")
         conn.execute("CREATE TABLE once(id INTEGER PRIMARY KEY, v TEXT)")
         proxy.drop_next_reply = True
