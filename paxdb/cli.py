@@ -66,7 +66,8 @@ def serve(
     config_file: str | None,
 ) -> None:
     """Run one node until SIGTERM or SIGINT."""
-    from paxdb.node.config import ConfigError, build_config
+    from paxdb.errors import PaxdbError
+    from paxdb.node.config import build_config
     from paxdb.node.main import ServeError, configure_logging
     from paxdb.node.main import serve as run
 
@@ -76,7 +77,7 @@ def serve(
         )
         configure_logging(config.node_id)
         run(config)
-    except (ConfigError, ServeError) as error:
+    except (PaxdbError, ServeError) as error:  # Config, storage, corruption: one line.
         raise click.ClickException(str(error)) from None
 
 
@@ -90,6 +91,8 @@ def status(url: str, as_json: bool) -> None:
         click.echo(json.dumps(report, indent=2, sort_keys=True))
         return
     click.echo(f"node {report['node']}  cluster {report['cluster']}  up {report['uptime_s']} s")
+    if report.get("fatal"):
+        click.echo(f"STOPPED: {report['fatal']}")
     rows = [("database", "role", "master", "chosen", "applied", "chain", "lease")]
     for name, group in report["groups"].items():
         rows.append(
@@ -104,6 +107,9 @@ def status(url: str, as_json: bool) -> None:
             )
         )
     _table(rows)
+    for name, group in report["groups"].items():
+        if group.get("halted"):
+            click.echo(f"database {name} is halted on this node: {group['halted']}")
     click.echo("")
     peer_rows = [("peer", "address", "client", "up")]
     for peer_id, peer in report["peers"].items():
@@ -142,15 +148,17 @@ def fetch_status(url: str) -> dict[str, Any]:
 
 
 def _addresses(url: str) -> list[tuple[str, int]]:
-    rest = url.removeprefix("paxdb://").split("/", 1)[0].split("?", 1)[0]
+    from paxdb.client.url import parse_url
+    from paxdb.errors import InterfaceError
+
+    try:
+        target = parse_url(url)
+    except InterfaceError as error:
+        raise click.ClickException(str(error)) from None
     addresses = []
-    for part in filter(None, rest.split(",")):
-        host, sep, port = part.rpartition(":")
-        if not sep or not port.isdigit():
-            raise click.ClickException(f"{url!r}: {part!r} is not HOST:PORT")
+    for address in target.addresses:
+        host, _, port = address.rpartition(":")
         addresses.append((host.strip("[]"), int(port)))
-    if not addresses:
-        raise click.ClickException(f"{url!r} names no node; use paxdb://HOST:PORT/DATABASE")
     return addresses
 
 

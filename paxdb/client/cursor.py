@@ -245,8 +245,9 @@ class Cursor:
             columns = next((r.columns for r in results if r.columns), ())
         self._rows = rows
         if columns:
-            self._description = tuple((name, None, None, None, None, None, None)
-                                      for name in columns)
+            self._description = tuple(
+                (name, None, None, None, None, None, None) for name in columns
+            )
         self._has_result = bool(columns) or bool(rows) or is_read
         if not self._has_result:
             self._no_result_reason = "the statement returned no result set"

@@ -389,8 +389,8 @@ class Connection:
             return
         assert verb == "ROLLBACK TO", verb
         self._check_not_in_doubt()
-        del self._buffer[self._savepoints[index][1]:]
-        del self._savepoints[index + 1:]
+        del self._buffer[self._savepoints[index][1] :]
+        del self._savepoints[index + 1 :]
         self._buffer_seq = None
 
 
@@ -423,11 +423,13 @@ def connect(
     else:
         target = parse_url(url)
     if timeout is not None:
-        target = Target(target.addresses, target.database, target.consistency,
-                        check_timeout(timeout))
+        target = Target(
+            target.addresses, target.database, target.consistency, check_timeout(timeout)
+        )
     if consistency is not None:
-        target = Target(target.addresses, target.database, check_consistency(consistency),
-                        target.timeout_s)
+        target = Target(
+            target.addresses, target.database, check_consistency(consistency), target.timeout_s
+        )
     if not isinstance(autocommit, bool):
         raise ProgrammingError(f"autocommit must be True or False, not {autocommit!r}")
     return Connection(target, autocommit=autocommit)

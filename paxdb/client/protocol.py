@@ -242,6 +242,13 @@ def _param(value: Any) -> Param:
 
 
 def _decode_reply(f: dict[str, Any], request_id: int) -> ExecuteReply:
+    try:
+        return _decode_reply_fields(f, request_id)
+    except (TypeError, ValueError) as error:
+        raise RemoteProtocolError(f"malformed reply: {error}") from None
+
+
+def _decode_reply_fields(f: dict[str, Any], request_id: int) -> ExecuteReply:
     results = []
     for raw in f["r"]:
         rowcount, lastrowid, columns, rows = raw

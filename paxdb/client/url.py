@@ -59,7 +59,7 @@ def parse_url(url: str) -> Target:
         raise InterfaceError(
             f"URL {url!r} must start with {prefix!r}, as in paxdb://127.0.0.1:8001/main"
         )
-    rest = url[len(prefix):]
+    rest = url[len(prefix) :]
     if "#" in rest:
         raise InterfaceError(f"URL {url!r} has a fragment ('#...'); remove it")
     rest, _, query = rest.partition("?")

@@ -8,9 +8,11 @@ The data directory (DESIGN.md, "Fixed: data directory"):
     DIR/groups/NAME/db.sqlite the replica of database NAME
     DIR/log/                  the Paxos log of every group (paxdb.storage.file_log)
 
-The cluster id is derived from the bootstrap member list (sorted `id=host:port` pairs),
-so nodes started independently with the same `--peers` agree on it without a
-coordinator; a data directory created for another cluster is refused.
+The cluster id is derived from the bootstrap member list (sorted `id=host:port` pairs)
+and the lease timing (`tick_ms`, lease ticks), so nodes started independently with the
+same `--peers` and `--tick-ms` agree on it without a coordinator; a data directory
+created for another cluster is refused. (So a node cannot move to another address
+before membership changes exist.)
 """
 
 from __future__ import annotations
@@ -95,7 +97,12 @@ class NodeConfig:
 
     @property
     def cluster_id(self) -> str:
+        """Derived from the members and the lease timing, which every node must share:
+        the lease is counted in ticks, so nodes with another tick length or lease could
+        believe in a master longer than it holds its lease. Such a node is refused at
+        the handshake as belonging to another cluster."""
         spec = ",".join(f"{n}={format_address(self.peers[n])}" for n in self.members)
+        spec += f";tick_ms={self.tick_ms};lease_ticks={self.options.lease_ticks}"
         return "paxdb-" + hashlib.sha256(spec.encode()).hexdigest()[:16]
 
     def client_address_of(self, node_id: int) -> Address:

@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from paxdb import limits
 from paxdb.errors import CorruptionError, OperationalError, ReplicaHalted, StorageError
 from paxdb.net.transport import Transport
 from paxdb.node.config import NodeConfig, format_address
@@ -40,6 +39,7 @@ logger = logging.getLogger(__name__)
 GROUPS_MAX = 256  # Databases one node will host.
 DEFAULT_DATABASE = "main"  # Opened at start, so a fresh cluster elects its master at once.
 FLUSH_ROUNDS_MAX = 64  # Effects rounds one flush may run before yielding to the loop.
+TICK_BURST_MAX_LEASES = 2  # Ticks fed at once after a stall, in leases.
 
 
 class NodeRuntime:
@@ -57,9 +57,12 @@ class NodeRuntime:
             self._on_envelope,
         )
         self._flush_scheduled = False
+        self._tick_origin = time.monotonic()
+        self._ticks_done = 0
         self._ticker: asyncio.Task[None] | None = None
         self._on_fatal = on_fatal
         self.fatal: str | None = None
+        self.client_address: tuple[str, int] | None = None  # Set once clients are served.
         self.started_at = time.time()
         self._seed = int.from_bytes(os.urandom(8), "big")
         for name in sorted({DEFAULT_DATABASE, *self._existing_groups()}):
@@ -131,17 +134,30 @@ class NodeRuntime:
 
     async def _tick_forever(self) -> None:
         interval = self.config.tick_ms / 1000
-        loop = asyncio.get_running_loop()
-        next_tick = loop.time()
         while True:
-            next_tick += interval
-            await asyncio.sleep(max(0.0, next_tick - loop.time()))
-            if loop.time() - next_tick > limits.LEASE_RENEW_TICKS * interval:
-                next_tick = loop.time()  # We were stalled; do not burst ticks to catch up.
-            for group in list(self.groups.values()):
-                if group.halted is None:
+            next_tick = self._tick_origin + (self._ticks_done + 1) * interval
+            await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
+            self.catch_up_ticks()
+
+    def catch_up_ticks(self) -> None:
+        """Feed every tick real time says is due, before anything reads the lease.
+
+        Lease safety needs the holder to never count *fewer* ticks than have passed: after
+        the loop stalled (GC, swap, a paused VM), the missed ticks are fed at once, and
+        the client server calls this before it trusts the lease. A burst is capped at
+        `TICK_BURST_MAX_LEASES` leases: past that every lease has run out anyway.
+        """
+        interval = self.config.tick_ms / 1000
+        due = int((time.monotonic() - self._tick_origin) / interval) - self._ticks_done
+        if due <= 0:
+            return
+        self._ticks_done += due
+        burst = min(due, TICK_BURST_MAX_LEASES * self.config.options.lease_ticks)
+        for group in list(self.groups.values()):
+            if group.halted is None:
+                for _ in range(burst):
                     self._guard(group, group.replica.tick)
-            self.schedule_flush()
+        self.schedule_flush()
 
     def _guard(self, group: Group, action: Callable[[], None]) -> None:
         try:
@@ -209,8 +225,10 @@ class NodeRuntime:
         assert status is not None
         if status.role is Role.MASTER:
             logger.info("group %s: this node is master", group.name)
+        elif status.role is Role.FOLLOWER and status.master is None:
+            logger.info("group %s: no master known; an election will follow", group.name)
         elif status.role is Role.FOLLOWER:
-            logger.info("group %s: master is %s", group.name, status.master)
+            logger.info("group %s: master is node %s", group.name, status.master)
 
     def _die(self, reason: str) -> None:
         self.fatal = reason
@@ -228,6 +246,8 @@ class NodeRuntime:
             master = self.node_id
         if master is None or master not in self.config.peers:
             return None
+        if master == self.node_id and self.client_address is not None:
+            return format_address(self.client_address)  # The bound port, even for port 0.
         return format_address(self.config.client_address_of(master))
 
     def group_path(self, name: str) -> Path:

@@ -80,6 +80,7 @@ class ClientServer:
         self._server = await asyncio.start_server(self._on_client, host, port)
         bound = self._server.sockets[0].getsockname()
         self.address: tuple[str, int] = (host, int(bound[1]))
+        self.runtime.client_address = self.address
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -163,6 +164,7 @@ class ClientServer:
     async def _execute(self, request: ExecuteRequest) -> ExecuteReply:
         if self.runtime.fatal is not None:
             raise errors.OperationalError(f"this node has stopped: {self.runtime.fatal}")
+        self.runtime.catch_up_ticks()  # Never judge the lease on a stale tick count.
         group = self.runtime.group(request.database)
         if group.halted is not None:
             raise errors.OperationalError(

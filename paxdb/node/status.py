@@ -17,7 +17,7 @@ def node_status(runtime: NodeRuntime) -> dict[str, Any]:
         replica = group.replica
         status = replica.status()
         groups[name] = {
-            "role": status.role.value,
+            "role": "halted" if group.halted else status.role.value,
             "master": status.master,
             "master_client": runtime.master_client_address(group),
             "chosen": replica.instance - 1,

@@ -38,7 +38,7 @@ def value(v: Value | None) -> str:
     if v is None:
         return "-"
     payload = v.payload
-    if len(payload) <= _PAYLOAD_SHOWN_MAX and payload.isascii():
+    if len(payload) <= _PAYLOAD_SHOWN_MAX and payload.isascii() and payload.decode().isprintable():
         text = payload.decode("ascii")
     else:
         text = f"{len(payload)}B#{zlib.crc32(payload):08x}"
