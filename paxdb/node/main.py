@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import signal
 import sys
 
@@ -24,7 +25,10 @@ class ServeError(Exception):
 
 
 def install_uvloop() -> None:
-    """uvloop when present (Linux); installed here, never on import (STYLE.md section 5)."""
+    """uvloop when present (Linux); installed here, never on import (STYLE.md section 5).
+    PAXDB_UVLOOP=0 keeps asyncio's own loop (to compare, or to debug)."""
+    if os.environ.get("PAXDB_UVLOOP") == "0":
+        return
     try:
         import uvloop
     except ImportError:

@@ -182,6 +182,10 @@ class NodeRuntime:
             ]
             if not batch:
                 return
+            for _, effects in batch:  # The master's fsync overlaps its followers'.
+                for envelope in effects.send:
+                    if envelope.may_precede_persist:
+                        self.transport.send(envelope)
             try:
                 self._persist(batch)
             except (StorageError, OSError) as error:
@@ -202,7 +206,8 @@ class NodeRuntime:
 
     def _carry_out(self, group: Group, effects: Effects) -> None:
         for envelope in effects.send:
-            self.transport.send(envelope)
+            if not envelope.may_precede_persist:
+                self.transport.send(envelope)
         try:
             group.apply(effects.apply)
         except (ReplicaHalted, CorruptionError) as error:

@@ -12,7 +12,9 @@ drives it like this, in a loop, exactly as etcd's raft `doc.go` prescribes:
    out in this order:
    a. write `effects.persist` to the log in one batch; fsync if `effects.must_sync`;
    b. only then hand `effects.send` to the transport: a Promise or Accepted is a lie
-      until the record behind it is durable;
+      until the record behind it is durable (envelopes whose `may_precede_persist` is
+      true, the proposer's own Prepare/Accept broadcasts and Chosen notices, may go out
+      before step a, so the master's fsync overlaps its followers');
    c. apply `effects.apply` in order to the state machine, each instance exactly once
       (the state machine skips instances it already applied before a restart);
    d. resolve `effects.completions` (the results of step c answer the clients);

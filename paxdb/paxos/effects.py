@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from paxdb.ids import Ballot
-from paxdb.paxos.messages import LogEntry, Message
+from paxdb.paxos.messages import Accept, Chosen, LogEntry, Message, Prepare
 from paxdb.paxos.values import Value
 
 # Records: what must reach the disk.
@@ -65,6 +65,16 @@ class Envelope:
     source: int
     target: int
     message: Message
+
+    @property
+    def may_precede_persist(self) -> bool:
+        """True for messages a runtime may send before the records of the same Effects
+        are durable (etcd's doc.go allows the same): a Prepare, an Accept or a Chosen
+        notice claims nothing about this node's own acceptor state. Its own promise or
+        vote only counts once a later input arrives, by which time the records of this
+        Effects are durable; if it crashes first, that vote was never shown to anyone.
+        Promise and Accepted replies, and everything else, wait for the persist."""
+        return isinstance(self.message, Prepare | Accept | Chosen)
 
 
 class Outcome(Enum):

@@ -56,6 +56,7 @@ class SimOptions:
     heal_rate: float  # Chance per tick that every partition heals.
     crash_after_reply: float  # Chance to crash a node right after it sends an Accepted.
     crash_after_promise: float  # Chance to crash a node right after it sends a Promise.
+    crash_before_persist: float  # Chance to crash between the early sends and the fsync.
     power_loss: float  # Share of crashes that lose unsynced writes (the rest are kill -9).
     request_rate: float  # Client requests per tick, across the cluster.
     drift_ppm_used: int  # Clock rates differ by at most this (within the core's bound).
@@ -82,6 +83,7 @@ class SimOptions:
             heal_rate=rng.choice((0.003, 0.02, 0.1)),
             crash_after_reply=rng.choice((0.0, 0.0, 0.01, 0.05)),
             crash_after_promise=rng.choice((0.0, 0.1, 0.3)),
+            crash_before_persist=rng.choice((0.0, 0.0, 0.002, 0.01)),
             power_loss=rng.choice((0.0, 0.5, 1.0)),
             request_rate=0.0,
             drift_ppm_used=rng.choice((0, 20_000, 45_000)),
@@ -254,16 +256,23 @@ class Simulation:
         voted: type | None = None
         while replica.has_work():
             effects = replica.effects()
+            for envelope in effects.send:
+                if envelope.may_precede_persist:  # As the runtime does.
+                    self._transmit(envelope)
+            if effects.persist and self._crash_before_persist():
+                self._crash(node.node_id)
+                return None
             node.store.write_batch([(GROUP, r) for r in effects.persist], effects.must_sync)
             self._observe_votes(node, effects.persist, effects.must_sync)
             for envelope in effects.send:
+                if envelope.may_precede_persist:
+                    continue
                 if isinstance(envelope.message, Promise | Accepted):
                     voted = voted or type(envelope.message)
                     self.checker.on_vote(
                         node.node_id, envelope.message.ballot, type(envelope.message).__name__
                     )
-                for delay in self.network.plan(envelope):
-                    self._schedule(delay, "deliver", envelope)
+                self._transmit(envelope)
             for entry in effects.apply:
                 self.checker.on_apply(node.node_id, entry)
                 node.applied.apply(entry)
@@ -273,6 +282,14 @@ class Simulation:
                 self._log(f"node {node.node_id} {describe.effects(effects)[-1]}")
             replica.advance(effects)
         return voted
+
+    def _transmit(self, envelope: Envelope) -> None:
+        for delay in self.network.plan(envelope):
+            self._schedule(delay, "deliver", envelope)
+
+    def _crash_before_persist(self) -> bool:
+        """A crash after the early sends of an Effects but before its fsync."""
+        return self.healed is None and self.rng.random() < self.options.crash_before_persist
 
     def _observe_votes(self, node: SimNode, records: tuple[Record, ...], synced: bool) -> None:
         for record in records:

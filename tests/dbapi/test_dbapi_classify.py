@@ -60,7 +60,7 @@ def test_classification(sql: str, kind: Kind) -> None:
         ("ROLLBACK", Control("ROLLBACK")),
         ("ROLLBACK TRANSACTION", Control("ROLLBACK")),
         ("ROLLBACK TO a", Control("ROLLBACK TO", "a")),
-        ("ROLLBACK TRANSACTION TO SAVEPOINT \"My Point\"", Control("ROLLBACK TO", "my point")),
+        ('ROLLBACK TRANSACTION TO SAVEPOINT "My Point"', Control("ROLLBACK TO", "my point")),
         ("SAVEPOINT [X]", Control("SAVEPOINT", "x")),
         ("SAVEPOINT 'it''s'", Control("SAVEPOINT", "it's")),
         ("RELEASE SAVEPOINT a", Control("RELEASE", "a")),

@@ -156,8 +156,9 @@ def test_result_errors_are_raised(filled: Connection) -> None:
         filled.execute("INSERT INTO t VALUES (1) garbage")
 
 
-def test_executemany_is_one_atomic_request(conn: Connection, node: FakeNode,
-                                           cluster: FakeCluster) -> None:
+def test_executemany_is_one_atomic_request(
+    conn: Connection, node: FakeNode, cluster: FakeCluster
+) -> None:
     before = len(node.exec_requests)
     cur = conn.executemany("INSERT INTO t(name) VALUES (?)", [("a",), ("b",), ("c",)])
     assert cur.rowcount == 3
@@ -293,9 +294,7 @@ def test_closed_connection_raises(conn: Connection, method: str, args: tuple) ->
         getattr(conn, method)(*args)
 
 
-@pytest.mark.parametrize(
-    ("attribute", "value"), [("autocommit", False), ("consistency", "local")]
-)
+@pytest.mark.parametrize(("attribute", "value"), [("autocommit", False), ("consistency", "local")])
 def test_closed_connection_refuses_settings(
     conn: Connection, attribute: str, value: object
 ) -> None:

@@ -36,8 +36,9 @@ def writes(*nodes: FakeNode) -> list[tuple[str, int]]:
 
 
 @pytest.mark.parametrize("action", [APPLY_THEN_CLOSE, APPLY_THEN_TIMEOUT])
-def test_retry_on_the_same_node_keeps_the_seq(cluster: FakeCluster, node: FakeNode,
-                                              action: str) -> None:
+def test_retry_on_the_same_node_keeps_the_seq(
+    cluster: FakeCluster, node: FakeNode, action: str
+) -> None:
     conn = connect(node.address)
     conn.execute(CREATE)
     node.plan.append(action)
@@ -134,10 +135,12 @@ def test_unusable_hints_are_ignored(node: FakeNode, hint: str) -> None:
     conn.close()
 
 
-@pytest.mark.parametrize("class_name", ["NotMaster", "ProposalDropped", "ProposalTimeout",
-                                        "OperationalError"])
-def test_retryable_errors_are_retried(cluster: FakeCluster, node: FakeNode,
-                                      class_name: str) -> None:
+@pytest.mark.parametrize(
+    "class_name", ["NotMaster", "ProposalDropped", "ProposalTimeout", "OperationalError"]
+)
+def test_retryable_errors_are_retried(
+    cluster: FakeCluster, node: FakeNode, class_name: str
+) -> None:
     conn = connect(node.address)
     node.plan.append(ErrorAction(class_name, "try again"))
     conn.execute(CREATE)

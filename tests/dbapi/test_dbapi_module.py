@@ -53,8 +53,14 @@ def test_exception_hierarchy() -> None:
     assert not issubclass(driver.Warning, driver.Error)
     assert issubclass(driver.InterfaceError, driver.Error)
     assert issubclass(driver.DatabaseError, driver.Error)
-    for name in ("DataError", "OperationalError", "IntegrityError", "InternalError",
-                 "ProgrammingError", "NotSupportedError"):
+    for name in (
+        "DataError",
+        "OperationalError",
+        "IntegrityError",
+        "InternalError",
+        "ProgrammingError",
+        "NotSupportedError",
+    ):
         assert issubclass(getattr(driver, name), driver.DatabaseError)
     assert issubclass(driver.NotMaster, driver.OperationalError)
     assert issubclass(driver.Unavailable, driver.OperationalError)

@@ -59,9 +59,7 @@ while True:
 
 @pytest.fixture
 def echo_address() -> Iterator[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-c", ECHO_NODE], stdout=subprocess.PIPE, text=True
-    )
+    process = subprocess.Popen([sys.executable, "-c", ECHO_NODE], stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     port = int(process.stdout.readline())
     yield f"127.0.0.1:{port}"
@@ -103,6 +101,8 @@ def test_driver_overhead_per_round_trip(echo_address: str) -> None:
             driver_us = min(driver_us, driver_round_trips_us(cursor, BATCH_ROUND_TRIPS))
     conn.close()
     overhead_us = driver_us - raw_us
-    print(f"\nround trip: raw {raw_us:.1f} us, driver {driver_us:.1f} us, "
-          f"driver overhead {overhead_us:.1f} us")
+    print(
+        f"\nround trip: raw {raw_us:.1f} us, driver {driver_us:.1f} us, "
+        f"driver overhead {overhead_us:.1f} us"
+    )
     assert overhead_us < OVERHEAD_US_MAX

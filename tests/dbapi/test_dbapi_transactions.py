@@ -27,8 +27,9 @@ def names(conn: Connection) -> list[str]:
     return [row[0] for row in conn.execute("SELECT name FROM t ORDER BY id")]
 
 
-def test_autocommit_false_buffers_until_commit(conn: Connection, node: FakeNode,
-                                               cluster: FakeCluster) -> None:
+def test_autocommit_false_buffers_until_commit(
+    conn: Connection, node: FakeNode, cluster: FakeCluster
+) -> None:
     conn.autocommit = False
     assert conn.in_transaction
     applies = cluster.applies
@@ -215,8 +216,9 @@ def test_transaction_size_is_bounded(conn: Connection) -> None:
     assert conn.execute("SELECT count(*) FROM t").fetchone() == (4096,)
 
 
-def test_use_switches_database_but_not_with_pending_writes(conn: Connection,
-                                                           node: FakeNode) -> None:
+def test_use_switches_database_but_not_with_pending_writes(
+    conn: Connection, node: FakeNode
+) -> None:
     conn.execute("BEGIN")
     conn.execute("INSERT INTO t(name) VALUES ('a')")
     with pytest.raises(driver.ProgrammingError, match="before use"):

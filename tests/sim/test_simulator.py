@@ -14,7 +14,7 @@ from paxdb.paxos.options import MUTANTS
 from paxdb.sim.__main__ import report_failure, run_many
 from paxdb.sim.cluster import run_seed
 
-CI_SEEDS = range(0, 200)
+CI_SEEDS = range(0, 400)
 JOBS = max(2, os.cpu_count() or 1)
 
 
@@ -71,7 +71,7 @@ def test_the_command_line_replays_a_seed_and_lists_mutants() -> None:
 def test_a_caught_mutant_prints_the_seed_options_trace_and_replay_command() -> None:
     run = [sys.executable, "-m", "paxdb.sim", "--mutant", "proposer-ignores-accepted"]
     result = subprocess.run(
-        [*run, "--seeds", "0-199", "--jobs", "1"], capture_output=True, text=True
+        [*run, "--seeds", "0-399", "--jobs", "1"], capture_output=True, text=True
     )
     assert result.returncode == 1
     assert "VIOLATION seed=" in result.stdout
