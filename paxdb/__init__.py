@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from paxdb.client import (
     BINARY,
     DATETIME,
@@ -40,6 +42,9 @@ from paxdb.errors import (
 )
 
 __version__ = "0.1.0"
+
+# A library logs only where the application asks (`paxdb serve` configures logging).
+logging.getLogger("paxdb").addHandler(logging.NullHandler())
 
 
 def __getattr__(name: str) -> object:

@@ -240,9 +240,11 @@ class StateMachine:
         self._apply.set_last_insert_rowid(0)  # Else an INSERT of no row reports history.
         changes_before = self._apply.total_changes()
         cursor = self._apply.cursor()
+        described: list[tuple[str, ...]] = []
+        cursor.exec_trace = _described_into(described)
         cursor.execute(statement.sql, statement.params)
-        columns = _columns(cursor)
         rows = tuple(tuple(row) for row in cursor)
+        columns = described[-1] if described else ()
         first = (leading_words(statement.sql, 1) or [""])[0]
         if self._apply.total_changes() != changes_before:
             rowcount = self._apply.changes()
@@ -272,13 +274,7 @@ class StateMachine:
             )
         cursor = self._read.cursor()
         described: list[tuple[str, ...]] = []
-
-        def trace(cursor: apsw.Cursor, sql: str, bindings: object) -> bool:
-            # Column names are known before the first step, even when no row comes.
-            described.append(_columns(cursor))
-            return _refuse_writes(cursor, sql, bindings)
-
-        cursor.exec_trace = trace
+        cursor.exec_trace = _described_into(described, refuse_writes=True)
         try:
             cursor.execute(sql, params)
             rows = tuple(tuple(row) for row in cursor)
@@ -428,6 +424,19 @@ def _superseded(request: Request, latest: int | None) -> ErrorInfo:
 def _refuse_writes(cursor: apsw.Cursor, sql: str, bindings: object) -> bool:
     """Exec tracer of the read path: stop before the first step of any writing statement."""
     return bool(cursor.is_readonly)
+
+
+def _described_into(
+    described: list[tuple[str, ...]], refuse_writes: bool = False
+) -> Any:
+    """An exec tracer that records the column names before the first step, so a
+    statement that returns no row (a SELECT, or RETURNING of nothing) still has them."""
+
+    def trace(cursor: apsw.Cursor, sql: str, bindings: object) -> bool:
+        described.append(_columns(cursor))
+        return _refuse_writes(cursor, sql, bindings) if refuse_writes else True
+
+    return trace
 
 
 def _columns(cursor: apsw.Cursor) -> tuple[str, ...]:
