@@ -195,3 +195,37 @@ def test_writes_across_a_master_kill_are_applied_exactly_once(ready: ProcessClus
     counts = conn.execute("SELECT n, count(*) FROM k GROUP BY n HAVING count(*) > 1").fetchall()
     assert counts == []
     assert conn.execute("SELECT count(*) FROM k").fetchone() == (300,)
+
+
+@pytest.mark.timeout(90)
+def test_transactions_types_and_per_call_consistency(ready: ProcessCluster) -> None:
+    conn = paxdb.connect(ready.url)
+    for name in ("Error", "DatabaseError", "OperationalError", "ProgrammingError"):
+        assert getattr(conn, name) is getattr(paxdb, name)
+    cur = conn.cursor()
+    cur.execute("CREATE TABLE ev(id INTEGER PRIMARY KEY, day, at, data BLOB)")
+    cur.execute(
+        "INSERT INTO ev(day, at, data) VALUES (?, ?, ?)",
+        (paxdb.Date(2026, 11, 28), paxdb.Timestamp(2026, 11, 28, 1, 2, 3), paxdb.Binary(b"\0\1")),
+    )
+    cur.execute("SELECT day, at, data FROM ev")
+    assert cur.fetchone() == ("2026-11-28", "2026-11-28 01:02:03", b"\0\1")
+
+    conn.autocommit = False
+    cur.execute("INSERT INTO ev(day) VALUES ('buffered')")
+    assert cur.rowcount == -1  # Buffered until commit().
+    inside = conn.cursor().execute("SELECT count(*) FROM ev").fetchone()
+    assert inside == (1,)  # A read in the transaction sees the committed state.
+    conn.rollback()
+    conn.autocommit = True
+    cur.execute("BEGIN")
+    cur.execute("INSERT INTO ev(day) VALUES ('a')")
+    cur.execute("INSERT INTO ev(day) VALUES ('b')")
+    cur.execute("COMMIT")
+    wait_for_rows(ready, "SELECT day FROM ev WHERE id > 1 ORDER BY id", [("a",), ("b",)])
+
+    cur.arraysize = 2
+    cur.execute("SELECT id FROM ev ORDER BY id", consistency="local")
+    assert cur.fetchmany() == [(1,), (2,)]
+    cur.execute("SELECT count(*) FROM ev", consistency="linearizable")
+    assert cur.fetchone() == (3,)
