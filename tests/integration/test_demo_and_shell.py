@@ -74,8 +74,11 @@ def test_the_shell_on_a_real_cluster(cluster: ProcessCluster, tmp_path: Path) ->
         child.expect_exact(PROMPT)
         child.send("SELECT name,\r")  # A statement over two lines.
         child.expect_exact("...>")
-        # Completion itself is driven in tests/shell/test_shell_pty.py.
-        child.send("city FROM people ORDER BY name;\r")
+        child.send("city FROM peo")
+        time.sleep(1.0)  # As a person would: the menu appears, then Tab takes "people".
+        child.send("\t")
+        time.sleep(0.5)
+        child.send(" ORDER BY name;\r")
         child.expect("Arlington")
         child.expect_exact(PROMPT)
         child.send(".mode csv\r")
