@@ -163,6 +163,80 @@ def _addresses(url: str) -> list[tuple[str, int]]:
 
 
 @main.command()
+@click.argument("url", required=False)
+@click.option(
+    "--local",
+    "local_nodes",
+    type=click.IntRange(1, 7),
+    help="Start (and stop) a local cluster of this many nodes instead of URL.",
+)
+@click.option(
+    "--workload",
+    type=click.Choice(["insert", "update", "point-read", "mixed", "batch"]),
+    default="insert",
+    show_default=True,
+)
+@click.option("--clients", type=click.IntRange(1, 4096), default=8, show_default=True)
+@click.option(
+    "--duration",
+    type=click.FloatRange(0.1, 3600),
+    default=10.0,
+    show_default=True,
+    help="Seconds of load.",
+)
+@click.option("--value-size", type=click.IntRange(0, 1 << 20), default=100, show_default=True)
+@click.option(
+    "--consistency",
+    type=click.Choice(["local", "master", "linearizable"]),
+    default="master",
+    show_default=True,
+    help="For reads.",
+)
+@click.option(
+    "--databases",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Spread the clients over this many databases (Paxos groups).",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 10_000),
+    default=100,
+    show_default=True,
+    help="Rows per executemany for the batch workload.",
+)
+@click.option(
+    "--read-ratio",
+    type=click.FloatRange(0, 1),
+    default=0.9,
+    show_default=True,
+    help="Share of reads in the mixed workload.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def bench(url: str | None, local_nodes: int | None, as_json: bool, **settings: Any) -> None:
+    """Load a cluster and report throughput, latency percentiles and errors."""
+    from paxdb.bench.load import BenchOptions, run
+    from paxdb.demo import DemoCluster, demo_directory
+
+    if (url is None) == (local_nodes is None):
+        raise click.UsageError("give a URL, or --local N to start a local cluster")
+    progress = None if as_json else (lambda line: click.echo(line, err=True))
+    if url is not None:
+        report = run(BenchOptions(url=url, **settings), progress)
+    else:
+        with demo_directory(None) as path:
+            cluster = DemoCluster(path, local_nodes or 3)
+            try:
+                cluster.start()
+                cluster.wait_for_master(lambda _: None)
+                report = run(BenchOptions(url=cluster.url, **settings), progress)
+            finally:
+                cluster.stop()
+    click.echo(report.json() if as_json else report.text())
+
+
+@main.command()
 @click.option("--seed", type=int, default=None, help="Replay one seed.")
 @click.option("--seeds", default="0-199", show_default=True, help="A range A-B of seeds.")
 def sim(seed: int | None, seeds: str) -> None:

@@ -1,0 +1,62 @@
+"""`paxdb bench` runs and reports (its speed is measured by people, not by tests)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from cluster import ProcessCluster
+
+
+def bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "paxdb", "bench", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.timeout(150)
+def test_bench_reports_throughput_latency_and_errors(cluster: ProcessCluster) -> None:
+    cluster.master()
+    result = bench(
+        cluster.url,
+        "--workload",
+        "batch",
+        "--batch",
+        "10",
+        "--clients",
+        "2",
+        "--duration",
+        "1",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["operations"] > 0
+    assert report["rows"] == 10 * report["operations"]
+    assert report["errors"] == {}
+    latency = report["latency_ms"]
+    assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"]
+    assert report["options"]["workload"] == "batch"
+
+    text = bench(
+        cluster.url,
+        "--workload",
+        "point-read",
+        "--consistency",
+        "local",
+        "--clients",
+        "2",
+        "--duration",
+        "1",
+    )
+    assert text.returncode == 0, text.stderr
+    assert "point-read:" in text.stdout and "errors: none" in text.stdout
+    assert "operations" in text.stderr  # The progress lines.
+
+
+def test_bench_needs_a_url_or_a_local_cluster() -> None:
+    result = bench("--duration", "1")
+    assert result.returncode == 2
+    assert "give a URL, or --local N" in result.stderr
