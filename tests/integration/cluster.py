@@ -148,3 +148,15 @@ class ProcessCluster:
     def meta(self, node_id: int, database: str = "main") -> tuple[int, int]:
         (row,) = self.rows(node_id, "SELECT applied_instance, chain FROM _paxdb_meta", database)
         return row[0], row[1]
+
+    def converge(self, timeout: float = 20.0) -> None:
+        """Wait until every running replica applied the same instance of "main"."""
+        deadline = time.monotonic() + timeout
+        metas: list[tuple[int, int]] = []
+        while time.monotonic() < deadline:
+            metas = [self.meta(n) for n in self.processes]
+            if len(set(metas)) == 1:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"replicas did not converge: {metas}")
+

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-import time
 
 import pytest
 from client import RequestFailed
@@ -106,7 +105,7 @@ def test_a_write_sent_as_a_read_is_refused_and_changes_nothing(ready: ProcessClu
     for consistency in ("local", "master"):
         with pytest.raises(RequestFailed, match="ProgrammingError.*write"):
             client.execute("INSERT INTO log VALUES (99)", write=False, consistency=consistency)
-    time.sleep(0.3)
+    ready.converge()
     for node_id in ready.ports:
         assert ready.rows(node_id, "SELECT count(*) FROM log WHERE marker = 99") == [(0,)]
     assert_still_serving(ready, 4)
