@@ -22,6 +22,28 @@ def test_ruff_reports_nothing() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_mypy_strict_passes_on_paxdb_and_the_shell(tmp_path: Path) -> None:
+    if shutil.which("mypy") is None:
+        pytest.skip("mypy is not installed (it comes with the `test` extra)")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--cache-dir",
+            str(tmp_path),
+            "paxdb",
+            "shell/paxdb_shell",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_package_imports_cleanly() -> None:
     result = subprocess.run(
         [sys.executable, "-c", "import paxdb, paxdb.cli; print(paxdb.__version__)"],

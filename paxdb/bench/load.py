@@ -90,7 +90,8 @@ def prepare(options: BenchOptions) -> None:
     for index in range(options.databases):
         conn = paxdb.connect(database_url(options.url, index), timeout=30)
         conn.execute("CREATE TABLE IF NOT EXISTS bench_rows(id INTEGER PRIMARY KEY, v TEXT)")
-        have = conn.execute("SELECT count(*) FROM bench_rows").fetchone()[0]
+        row = conn.execute("SELECT count(*) FROM bench_rows").fetchone()
+        have = row[0] if row else 0
         if have < PREFILL_ROWS:
             value = "x" * options.value_size
             conn.executemany(

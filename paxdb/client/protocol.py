@@ -237,7 +237,7 @@ def _param(value: Any) -> Param:
     if value is None or isinstance(value, int | float | str | bytes):
         if isinstance(value, bool):
             return int(value)
-        return value  # type: ignore[no-any-return]
+        return value
     raise RemoteProtocolError(f"parameter of type {type(value).__name__} is not supported")
 
 

@@ -40,6 +40,7 @@ from paxdb.client import protocol
 from paxdb.client.protocol import ClientMessage, ExecuteReply
 from paxdb.client.url import split_address
 from paxdb.errors import OperationalError, RemoteProtocolError
+from paxdb.sql.requests import ErrorInfo
 from paxdb.wire import FrameDecoder
 
 BACKOFF_S_MIN = 0.02  # First wait between attempts.
@@ -80,12 +81,12 @@ class LinkFailure(Exception):
         self.reason = reason
 
 
-def reply_exception(info: protocol.ErrorInfo) -> errors.Error:
+def reply_exception(info: ErrorInfo) -> errors.Error:
     """The paxdb.errors instance for an error reply (paxdb's own classes included)."""
     cls = _PAXDB_ERROR_CLASSES.get(info.class_name)
     if cls is None:
         return info.to_exception()
-    exception = cls(info.message)
+    exception: errors.Error = cls(info.message)
     exception.sqlite_errorcode = info.code  # type: ignore[attr-defined]
     return exception
 

@@ -133,6 +133,8 @@ def check_consistency(value: object) -> Consistency:
     """`value` ("local", "master", "linearizable" or a Consistency) as a Consistency."""
     if isinstance(value, Consistency):
         return value
+    if not isinstance(value, str):
+        raise ProgrammingError(f"consistency must be a string, not {type(value).__name__}")
     try:
         return Consistency(value)
     except ValueError:

@@ -172,7 +172,7 @@ def _tick_ms(value: object) -> int:
     if value is None:
         return limits.TICK_MS
     try:
-        tick = int(value)  # type: ignore[call-overload]
+        tick = int(str(value))
     except (TypeError, ValueError):
         raise ConfigError(f"tick_ms {value!r} is not a number of milliseconds") from None
     if not TICK_MS_MIN <= tick <= TICK_MS_MAX:

@@ -123,7 +123,12 @@ class Replica:
         self._master_issue: tuple[bytes, int] | None = None  # Our MASTER value, issue tick.
         self.previous_ballot: Ballot | None = None  # Ballot that chose `instance - 1`.
         self._held_apply: list[LogEntry] = []  # Learned while a replay is still running.
-        self._reset_outputs()
+        self._persist: list[Record] = []
+        self._must_sync = False
+        self._send: list[Envelope] = []
+        self._apply: list[LogEntry] = []
+        self._completions: list[Completion] = []
+        self._need_checkpoint: int | None = None
         self._effects_out = False
         self._last_status: tuple[object, ...] | None = None
         self._load(log, applied_next, base)
@@ -766,12 +771,12 @@ class Replica:
             raise UsageError("input between effects() and advance()")
 
     def _reset_outputs(self) -> None:
-        self._persist: list[Record] = []
+        self._persist = []
         self._must_sync = False
-        self._send: list[Envelope] = []
-        self._apply: list[LogEntry] = []
-        self._completions: list[Completion] = []
-        self._need_checkpoint: int | None = None
+        self._send = []
+        self._apply = []
+        self._completions = []
+        self._need_checkpoint = None
 
     def _take_apply(self) -> tuple[LogEntry, ...]:
         """Replayed values from the log come first, then newly learned ones, in order."""

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from typing import TextIO
 
 from paxdb.paxos.options import MUTANTS
 from paxdb.sim.cluster import RunResult, describe_options, run_seed
@@ -60,17 +61,14 @@ def run_many(
     return results
 
 
-def report_failure(result: RunResult, out: object = sys.stdout) -> None:
+def report_failure(result: RunResult, out: TextIO = sys.stdout) -> None:
     mutant = f" --mutant {result.options.mutant}" if result.options.mutant else ""
-    print(f"VIOLATION seed={result.seed}: {result.message}", file=out)  # type: ignore[arg-type]
-    print(f"options: {describe_options(result.options)}", file=out)  # type: ignore[arg-type]
-    print("last trace lines:", file=out)  # type: ignore[arg-type]
+    print(f"VIOLATION seed={result.seed}: {result.message}", file=out)
+    print(f"options: {describe_options(result.options)}", file=out)
+    print("last trace lines:", file=out)
     for line in result.trace_tail[-TRACE_LINES_PRINTED:]:
-        print(f"  {line}", file=out)  # type: ignore[arg-type]
-    print(
-        f"replay: PAXDB_SEED={result.seed} python -m paxdb.sim{mutant}",
-        file=out,  # type: ignore[arg-type]
-    )
+        print(f"  {line}", file=out)
+    print(f"replay: PAXDB_SEED={result.seed} python -m paxdb.sim{mutant}", file=out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,6 +23,7 @@ import heapq
 import random
 from collections import deque
 from dataclasses import asdict, dataclass, field, replace
+from typing import cast
 
 from paxdb.paxos import describe
 from paxdb.paxos.effects import AcceptorRecord, Completion, Envelope, Outcome, Record
@@ -209,7 +210,8 @@ class Simulation:
 
     def _handle(self, kind: str, data: object) -> None:
         if kind == "tick":
-            node_id, incarnation = data  # type: ignore[misc]
+            assert isinstance(data, tuple)
+            node_id, incarnation = cast(tuple[int, int], data)
             node = self.nodes[node_id]
             if node.replica is None or node.incarnation != incarnation:
                 return
@@ -233,7 +235,8 @@ class Simulation:
                 if self.rng.random() < chance:
                     self._crash(node.node_id)
         elif kind == "retry":
-            target, request_id = data  # type: ignore[misc]
+            assert isinstance(data, tuple)
+            target, request_id = cast(tuple[int, int], data)
             node = self.nodes[target]
             if node.replica is None:  # Connection refused: the client tries another node.
                 self._retry_elsewhere(request_id, None)
@@ -241,7 +244,7 @@ class Simulation:
             self.propose(node, request_id)
             self._pump(node)
         elif kind == "restart":
-            node = self.nodes[data]  # type: ignore[index]
+            node = self.nodes[cast(int, data)]
             if node.replica is None:
                 self.faults["restart"] += 1
                 self._log(f"restart {node.node_id}")

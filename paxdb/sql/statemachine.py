@@ -426,9 +426,7 @@ def _refuse_writes(cursor: apsw.Cursor, sql: str, bindings: object) -> bool:
     return bool(cursor.is_readonly)
 
 
-def _described_into(
-    described: list[tuple[str, ...]], refuse_writes: bool = False
-) -> Any:
+def _described_into(described: list[tuple[str, ...]], refuse_writes: bool = False) -> Any:
     """An exec tracer that records the column names before the first step, so a
     statement that returns no row (a SELECT, or RETURNING of nothing) still has them."""
 

@@ -16,6 +16,7 @@ Three output streams:
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import traceback
@@ -172,12 +173,12 @@ class ShellCore:
             if not pending and is_blank(line):
                 continue
             if not pending and line.lstrip().startswith("."):
-                self.run_unit(lambda line=line: self.run_dot(line))
+                self.run_unit(functools.partial(self.run_dot, line))
                 continue
             pending.append(line if line.endswith("\n") else line + "\n")
             if ";" in line and is_complete(text := "".join(pending)):
                 pending.clear()
-                self.run_unit(lambda text=text: self.run_sql(text))
+                self.run_unit(functools.partial(self.run_sql, text))
         text = "".join(pending)
         if not is_blank(text):
             self.run_unit(lambda: self.run_sql(text))

@@ -41,7 +41,7 @@ def default_history_path() -> str | None:
 def _lexer() -> Lexer | None:
     try:
         from prompt_toolkit.lexers import PygmentsLexer
-        from pygments.lexers.sql import SqlLexer
+        from pygments.lexers.sql import SqlLexer  # type: ignore[import-untyped]
     except ImportError:
         return None
     return PygmentsLexer(SqlLexer)
