@@ -238,6 +238,27 @@ def bench(url: str | None, local_nodes: int | None, as_json: bool, **settings: A
 
 
 @main.command()
+@click.argument("url")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--database", help="The database to copy (default: the URL's).")
+def backup(url: str, file: str, database: str | None) -> None:
+    """Write a consistent SQLite copy of one database to FILE.
+
+    The copy is taken on the first node of URL that answers, with the SQLite backup
+    API, at a known applied instance, which is printed with its CRC chain. It is a
+    plain SQLite file (paxdb's own _paxdb_* tables included) and is checked with
+    PRAGMA integrity_check before it is moved into place.
+    """
+    from paxdb.client.backup import fetch_backup
+
+    try:
+        report = fetch_backup(url, file, database, progress=lambda line: click.echo(line, err=True))
+    except (OSError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(report)
+
+
+@main.command()
 @click.option("--seed", type=int, default=None, help="Replay one seed.")
 @click.option("--seeds", default="0-199", show_default=True, help="A range A-B of seeds.")
 def sim(seed: int | None, seeds: str) -> None:

@@ -11,6 +11,7 @@ Requests
             applied instance a read must see (read-your-writes; 0 for none).
             `fw`: set by a node that relays the request to the master (optional).
     status  the node's view of the cluster, for `paxdb status` and the shell.
+    backup  a chunk of a consistent copy of a database (`paxdb backup`).
 
 Replies
     res     `r`: one result per statement; `e`: the error (then `r` is empty); `i`: the
@@ -18,6 +19,7 @@ Replies
             read; `m`: the client address of the master when the node knows it (a
             driver retries there on NotMaster).
     stat    `s`: a status map (see paxdb/node/status.py).
+    chunk   `data` of the copy `tok` from `off`, its `size`, instance `i` and chain `c`.
 
 Every decode treats its input as untrusted: types, ranges and sizes are checked, and
 anything wrong raises `RemoteProtocolError`. The node answers a malformed request with
@@ -88,7 +90,36 @@ class StatusReply:
     status: dict[str, Any] = field(default_factory=dict)
 
 
-ClientMessage = ExecuteRequest | ExecuteReply | StatusRequest | StatusReply
+@dataclass(frozen=True, slots=True)
+class BackupRequest:
+    """A chunk of a consistent copy of `database`. An empty `token` asks the node to take
+    a new copy (with the SQLite backup API); later chunks name the copy's token."""
+
+    request_id: int
+    database: str
+    token: str = ""
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BackupReply:
+    """`data` is the copy from `offset`; `size` its total length; `instance` and `chain`
+    the applied instance and CRC chain the copy holds."""
+
+    request_id: int
+    token: str
+    size: int
+    offset: int
+    data: bytes
+    instance: int
+    chain: int
+
+
+ClientMessage = (
+    ExecuteRequest | ExecuteReply | StatusRequest | StatusReply | BackupRequest | BackupReply
+)
+BACKUP_CHUNK_BYTES = 1024 * 1024  # Data per BackupReply.
+TOKEN_CHARS_MAX = 64
 
 
 def check_database_name(name: object) -> str:
@@ -135,8 +166,27 @@ def encode(message: ClientMessage) -> bytes:
         }
     elif isinstance(message, StatusRequest):
         body = {"t": "status", "id": message.request_id}
-    else:
+    elif isinstance(message, StatusReply):
         body = {"t": "stat", "id": message.request_id, "s": message.status}
+    elif isinstance(message, BackupRequest):
+        body = {
+            "t": "backup",
+            "id": message.request_id,
+            "db": message.database,
+            "tok": message.token,
+            "off": message.offset,
+        }
+    else:
+        body = {
+            "t": "chunk",
+            "id": message.request_id,
+            "tok": message.token,
+            "size": message.size,
+            "off": message.offset,
+            "data": message.data,
+            "i": message.instance,
+            "c": message.chain,
+        }
     return encode_frame(body)
 
 
@@ -162,6 +212,26 @@ def decode(mapping: dict[str, Any]) -> ClientMessage:
             return _decode_reply(mapping, request_id)
         if tag == "status":
             return StatusRequest(request_id)
+        if tag == "backup":
+            return BackupRequest(
+                request_id,
+                check_database_name(mapping["db"]),
+                _token(mapping["tok"]),
+                _int(mapping["off"], 2**63 - 1, "off"),
+            )
+        if tag == "chunk":
+            data = mapping["data"]
+            if not isinstance(data, bytes) or len(data) > BACKUP_CHUNK_BYTES:
+                raise RemoteProtocolError("a backup chunk carries at most 1 MiB of bytes")
+            return BackupReply(
+                request_id,
+                _token(mapping["tok"]),
+                _int(mapping["size"], 2**63 - 1, "size"),
+                _int(mapping["off"], 2**63 - 1, "off"),
+                data,
+                _int(mapping["i"] + 1, 2**63 - 1, "i") - 1,
+                _int(mapping["c"], 2**32 - 1, "c"),
+            )
         if tag == "stat":
             status = mapping["s"]
             if not isinstance(status, dict):
@@ -268,6 +338,12 @@ def _decode_reply_fields(f: dict[str, Any], request_id: int) -> ExecuteReply:
     if master is not None and not isinstance(master, str):
         raise RemoteProtocolError("master address must be a string")
     return ExecuteReply(request_id, tuple(results), error, int(f["i"]), master)
+
+
+def _token(value: Any) -> str:
+    if not isinstance(value, str) or len(value) > TOKEN_CHARS_MAX or not value.isalnum() and value:
+        raise RemoteProtocolError("a backup token is a short alphanumeric string")
+    return value
 
 
 def _int(value: Any, maximum: int, name: str) -> int:

@@ -29,6 +29,8 @@ from typing import Any
 
 from paxdb import errors
 from paxdb.client.protocol import (
+    BackupReply,
+    BackupRequest,
     Consistency,
     ExecuteReply,
     ExecuteRequest,
@@ -38,6 +40,7 @@ from paxdb.client.protocol import (
     encode,
     request_id_of,
 )
+from paxdb.node.backup import BackupService
 from paxdb.node.forward import Forwarder
 from paxdb.node.group import BARRIER, Group, WriteOutcome, stamp_item
 from paxdb.node.runtime import NodeRuntime
@@ -66,6 +69,7 @@ class ClientServer:
     def __init__(self, runtime: NodeRuntime) -> None:
         self.runtime = runtime
         self.forwarder = Forwarder()
+        self.backups = BackupService(runtime.config.data_dir)
         self._server: asyncio.Server | None = None
         self._tokens = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -95,6 +99,7 @@ class ClientServer:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.forwarder.close()
+        self.backups.close()
         self._readers.shutdown(wait=True, cancel_futures=True)
 
     # Connections.
@@ -129,7 +134,7 @@ class ClientServer:
             if request_id is None:
                 writer.close()
                 return
-            reply: ExecuteReply | StatusReply = error_reply(
+            reply: ExecuteReply | StatusReply | BackupReply = error_reply(
                 request_id, errors.InterfaceError(f"malformed request: {error}")
             )
         else:
@@ -137,10 +142,15 @@ class ClientServer:
         if not writer.is_closing():
             writer.write(encode(reply))
 
-    async def handle(self, message: object) -> ExecuteReply | StatusReply:
+    async def handle(self, message: object) -> ExecuteReply | StatusReply | BackupReply:
         self.requests_served += 1
         if isinstance(message, StatusRequest):
             return StatusReply(message.request_id, node_status(self.runtime))
+        if isinstance(message, BackupRequest):
+            try:
+                return await self.backups.handle(message, self.runtime.group_path(message.database))
+            except errors.DatabaseError as error:
+                return error_reply(message.request_id, error)
         if not isinstance(message, ExecuteRequest):
             return error_reply(0, errors.InterfaceError("nodes only answer requests"))
         try:

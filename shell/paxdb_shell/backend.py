@@ -126,6 +126,17 @@ def node_status(conn: ShellConnection) -> Mapping[str, Any]:
     return conn.status()
 
 
+def backup_database(conn: ShellConnection, file: str, progress: Any) -> str:
+    """Copy the current database to `file` (`paxdb backup`); returns the report line."""
+    backup_to = getattr(conn, "backup_to", None)
+    if backup_to is not None:  # The sqlite stand-in copies with sqlite3's backup API.
+        return str(backup_to(file))
+    from paxdb.client.backup import fetch_backup
+
+    url = f"paxdb://{','.join(conn.addresses)}/{current_database(conn)}"  # type: ignore[attr-defined]
+    return fetch_backup(url, file, None, progress)
+
+
 def database_names(conn: ShellConnection) -> list[str]:
     """Names of the databases (groups) the node serves; at least the current one."""
     groups = node_status(conn).get("groups")

@@ -15,6 +15,7 @@ import shlex
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from . import backend
 from .core import ShellCore, isatty
 from .dump import dump_lines
 from .errors import ShellError, ShellExit
@@ -30,7 +31,6 @@ LISTING_WIDTH = 80  # width of `.tables` columns when the output is not a termin
 HELP_USAGE_WIDTH = 30
 SWITCH_WORDS = {"on": True, "yes": True, "true": True, "1": True}
 SWITCH_WORDS |= {"off": False, "no": False, "false": False, "0": False}
-BACKUP_MISSING = "not available yet: needs `paxdb backup`"
 
 Command = Callable[[list[str]], None]
 
@@ -328,10 +328,18 @@ class Commands(ShellCore):
     def cmd_backup(self, args: list[str]) -> None:
         """.backup FILE
 
-        Write a consistent SQLite copy of the database to FILE. Not available yet: it
-        needs `paxdb backup`.
+        Write a consistent SQLite copy of the database to FILE, taken on a node with the
+        SQLite backup API and checked with PRAGMA integrity_check (as `paxdb backup`).
         """
-        raise ShellError(BACKUP_MISSING)
+        if len(args) != 1:
+            raise ShellError("usage: .backup FILE")
+        try:
+            report = backend.backup_database(
+                self.session.conn, args[0], lambda line: self.stderr.write(line + "\n")
+            )
+        except (OSError, ValueError) as error:
+            raise ShellError(str(error)) from None
+        self.note(report)
 
     # The cluster.
 

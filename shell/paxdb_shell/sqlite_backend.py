@@ -30,6 +30,15 @@ class SqliteConnection:
     OperationalError = sqlite3.OperationalError
     ProgrammingError = sqlite3.ProgrammingError
 
+    def backup_to(self, file: str) -> str:
+        """The stand-in for `paxdb backup`: sqlite3's own backup API."""
+        target = sqlite3.connect(file)
+        try:
+            self._current.backup(target)
+        finally:
+            target.close()
+        return f"backed up database {self._database} to {file}"
+
     def __init__(self, path: str = ":memory:", database: str = "main") -> None:
         self._path = path
         self._connections: dict[str, sqlite3.Connection] = {}

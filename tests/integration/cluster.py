@@ -159,4 +159,3 @@ class ProcessCluster:
                 return
             time.sleep(0.05)
         raise AssertionError(f"replicas did not converge: {metas}")
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -165,9 +166,15 @@ def test_status_tables_tolerates_odd_shapes() -> None:
     assert tables == [(["group", "value"], [["g", 5]]), (["nested", "list"], [["n", "[1, 2]"]])]
 
 
-def test_backup_is_not_available_yet(harness: Harness) -> None:
-    harness.run(".backup /tmp/x.db")
-    assert harness.errors() == ["Error: not available yet: needs `paxdb backup`"]
+def test_backup_writes_a_copy_of_the_current_database(harness: Harness, tmp_path: Path) -> None:
+    harness.run("CREATE TABLE kept(v); INSERT INTO kept VALUES (1), (2);")
+    target = tmp_path / "copy.db"
+    harness.run(f".backup {target}")
+    assert harness.errors() == []
+    with sqlite3.connect(target) as copy:
+        assert copy.execute("SELECT v FROM kept ORDER BY v").fetchall() == [(1,), (2,)]
+    harness.run(".backup")
+    assert harness.errors() == ["Error: usage: .backup FILE"]
 
 
 def test_quit_and_exit_leave(harness: Harness) -> None:
