@@ -259,6 +259,28 @@ def backup(url: str, file: str, database: str | None) -> None:
 
 
 @main.command()
+@click.option("--data", "data_dir", required=True, help="The new node's data directory.")
+@click.option("--database", default="main", show_default=True, help="The database to seed.")
+@click.argument("file", type=click.Path(dir_okay=False))
+def restore(data_dir: str, database: str, file: str) -> None:
+    """Seed a new node's data directory from a SQLite file (a paxdb backup or any other).
+
+    Restore every node of the new cluster from the same FILE, then start them.
+    """
+    from pathlib import Path
+
+    from paxdb.client.protocol import check_database_name
+    from paxdb.errors import PaxdbError
+    from paxdb.node.restore import restore as seed
+
+    try:
+        check_database_name(database)
+        click.echo(seed(Path(data_dir).expanduser(), Path(file), database))
+    except PaxdbError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@main.command()
 @click.option("--seed", type=int, default=None, help="Replay one seed.")
 @click.option("--seeds", default="0-199", show_default=True, help="A range A-B of seeds.")
 def sim(seed: int | None, seeds: str) -> None:

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from paxdb.errors import CorruptionError, ReplicaHalted
-from paxdb.paxos.effects import Completion, Outcome
+from paxdb.paxos.chain import CHAIN_START
+from paxdb.paxos.effects import CheckpointMeta, Completion, Outcome
 from paxdb.paxos.messages import LogEntry
 from paxdb.paxos.replica import Replica, ReplicaConfig
 from paxdb.paxos.values import ValueKind, decode_batch
@@ -74,7 +75,12 @@ class Group:
     def open(config: ReplicaConfig, store: LogStore, directory: Path) -> Group:
         directory.mkdir(parents=True, exist_ok=True)
         machine = StateMachine(str(directory / "db.sqlite"))
-        replica = Replica(config, store, applied_next=machine.applied_instance + 1)
+        base = None
+        if machine.applied_instance == -1 and machine.chain != CHAIN_START:
+            # Seeded by `paxdb restore`: the chain starts from the seed's digest, so a
+            # replica seeded from another file (or none) halts at the first Accept.
+            base = CheckpointMeta(0, machine.chain, config.members, -1, None, -1)
+        replica = Replica(config, store, applied_next=machine.applied_instance + 1, base=base)
         return Group(config.group, replica, machine)
 
     @property

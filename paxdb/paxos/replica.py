@@ -138,7 +138,9 @@ class Replica:
 
     def _load(self, log: LogReader, applied_next: int, base: CheckpointMeta | None) -> None:
         bounds = log.chosen_bounds(self.group)
-        start = base or CheckpointMeta(0, CHAIN_START, self.config.members, -1, None, -1)
+        # A log that starts at 0 may still start from a seeded chain (paxdb restore).
+        first_chain = bounds.chain_before if bounds.instance_min == 0 else CHAIN_START
+        start = base or CheckpointMeta(0, first_chain, self.config.members, -1, None, -1)
         if bounds.instance_min > start.instance_next:
             raise StorageError(
                 f"group {self.group!r}: the log starts at {bounds.instance_min} but no "
@@ -153,7 +155,9 @@ class Replica:
         self.master = MasterState(start.master, start.master_version)
         if start.master is not None:
             self.master.view_end_tick = self.options.lease_ticks + self.margin_ticks
-        if start.instance_next > bounds.instance_next:
+        is_empty = bounds.instance_min == bounds.instance_next
+        reseeded = is_empty and start.chain != bounds.chain_before
+        if start.instance_next > bounds.instance_next or reseeded:
             self.instance = start.instance_next
             self.chain = start.chain
             self._persist.append(LogBaseRecord(start.instance_next, start.chain))

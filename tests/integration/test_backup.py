@@ -6,6 +6,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,86 @@ def test_the_shell_backs_up_the_current_database(cluster: ProcessCluster, tmp_pa
     assert result.returncode == 0, result.stderr
     with sqlite3.connect(target) as copy:
         assert copy.execute("SELECT body FROM notes").fetchall() == [("kept",)]
+
+
+def restore(data_dir: Path, file: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "paxdb", "restore", "--data", str(data_dir), str(file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.timeout(150)
+def test_backup_then_restore_into_a_fresh_cluster_gives_identical_rows(
+    cluster: ProcessCluster, tmp_path: Path
+) -> None:
+    cluster.master()
+    client = cluster.client()
+    client.execute("CREATE TABLE kv(k TEXT PRIMARY KEY, v)", write=True)
+    for n in range(20):
+        client.execute("INSERT INTO kv VALUES (?, ?)", (f"k{n}", n * n), write=True)
+    copy = tmp_path / "copy.db"
+    backed = subprocess.run(
+        [sys.executable, "-m", "paxdb", "backup", cluster.url, str(copy)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert backed.returncode == 0, backed.stderr
+    (tmp_path / "fresh").mkdir()
+    fresh = ProcessCluster(tmp_path / "fresh")
+    try:
+        for node_id in fresh.ports:
+            seeded = restore(fresh.data_dir(node_id), copy)
+            assert seeded.returncode == 0, seeded.stderr
+            assert "seeded" in seeded.stdout
+        again = restore(fresh.data_dir(1), copy)
+        assert again.returncode == 1 and "already holds paxdb data" in again.stderr
+        fresh.start()
+        fresh.master()
+        fresh.client().execute("INSERT INTO kv VALUES ('after', 1)", write=True)
+        fresh.converge()
+        expected = cluster.rows(1, "SELECT k, v FROM kv ORDER BY k") + [("after", 1)]
+        for node_id in fresh.ports:
+            rows = fresh.rows(node_id, "SELECT k, v FROM kv ORDER BY k")
+            assert sorted(rows) == sorted(expected)
+    finally:
+        fresh.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_node_seeded_differently_halts_instead_of_diverging(tmp_path: Path) -> None:
+    seed = tmp_path / "seed.db"
+    with sqlite3.connect(seed) as connection:
+        connection.execute("CREATE TABLE t(v)")
+        connection.execute("INSERT INTO t VALUES (1)")
+    (tmp_path / "mixed").mkdir()
+    fresh = ProcessCluster(tmp_path / "mixed")
+    try:
+        for node_id in (1, 2):
+            assert restore(fresh.data_dir(node_id), seed).returncode == 0
+        fresh.start()  # Node 3 starts empty: its chain cannot match the seeded ones.
+        fresh.master()
+        fresh.client([1, 2]).execute("INSERT INTO t VALUES (2)", write=True)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if fresh.status(3)["groups"]["main"]["halted"]:
+                break
+            time.sleep(0.2)
+        halted = fresh.status(3)["groups"]["main"]["halted"]
+        assert halted and "chain" in halted
+        assert not fresh.db_path(3).exists() or fresh.rows(
+            3, "SELECT count(*) FROM sqlite_schema WHERE name = 't'"
+        ) == [(0,)]
+    finally:
+        fresh.close()
+
+
+def test_restore_refuses_what_is_not_a_sqlite_file(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not sqlite" * 100)
+    result = restore(tmp_path / "node", junk)
+    assert result.returncode == 1
+    assert "is not a SQLite database" in result.stderr
