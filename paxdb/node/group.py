@@ -77,8 +77,8 @@ class Group:
         machine = StateMachine(str(directory / "db.sqlite"))
         base = None
         if machine.applied_instance == -1 and machine.chain != CHAIN_START:
-            # Seeded by `paxdb restore`: the chain starts from the seed's digest, so a
-            # replica seeded from another file (or none) halts at the first Accept.
+            # Seeded by `paxdb restore`: the chain starts from the seed's digest, so
+            # replicas seeded differently disagree (and halt) at the first value.
             base = CheckpointMeta(0, machine.chain, config.members, -1, None, -1)
         replica = Replica(config, store, applied_next=machine.applied_instance + 1, base=base)
         return Group(config.group, replica, machine)

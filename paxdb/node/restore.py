@@ -2,9 +2,9 @@
 
 Any SQLite database will do: a `paxdb backup` copy or a file someone already has.
 Restore every node of the new cluster from the same file, then start them. The seed's
-content digest becomes the first link of the CRC chain, so a node seeded from another
-file, or not at all, disagrees with the others at the first Accept and halts with a
-clear error instead of silently diverging.
+content digest becomes the first link of the CRC chain, so nodes seeded from different
+files (or not at all) disagree at the very first value, and whichever receives the
+other side's proposal halts with a chain mismatch instead of silently diverging.
 """
 
 from __future__ import annotations
