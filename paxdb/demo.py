@@ -28,7 +28,8 @@ STOP_TIMEOUT_S = 10.0
 CLIENT_PORT_OFFSET = 1000
 
 
-def _free(port: int) -> bool:
+def port_is_free(port: int) -> bool:
+    """True if 127.0.0.1:`port` can be bound right now."""
     with socket.socket() as sock:
         try:
             sock.bind(("127.0.0.1", port))
@@ -43,7 +44,7 @@ def pick_ports(count: int) -> list[int]:
     ports: list[int] = []
     for _ in range(10_000):
         port = rng.randint(20_000, 40_000)
-        if port not in ports and _free(port) and _free(port + CLIENT_PORT_OFFSET):
+        if port not in ports and port_is_free(port) and port_is_free(port + CLIENT_PORT_OFFSET):
             ports.append(port)
             if len(ports) == count:
                 return ports

@@ -37,7 +37,6 @@ import random
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -49,6 +48,7 @@ from pathlib import Path
 import pytest
 
 import paxdb
+from paxdb.demo import port_is_free
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -342,22 +342,13 @@ TUTORIAL_PEER_PORTS = (7101, 7102, 7103)
 CLIENT_PORT_OFFSET = 1000
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def free_base_port() -> int:
     """A base B with B+1..B+3 and B+1001..B+1003 free on loopback."""
     rng = random.Random(os.getpid() ^ time.time_ns())
     while True:
         base = rng.randrange(20_000, 38_000, 10)
         ports = [base + i for i in (1, 2, 3)]
-        if all(_port_free(p) and _port_free(p + CLIENT_PORT_OFFSET) for p in ports):
+        if all(port_is_free(p) and port_is_free(p + CLIENT_PORT_OFFSET) for p in ports):
             return base
 
 
