@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from paxdb.paxos.values import Value, ValueKind
 
 RETRIES_MAX = 3  # Background requests give up soon, so a storm of retries stays small.
-LIVENESS_RETRIES_MAX = 60  # A request of the liveness check is retried for ~180 ticks.
+LIVENESS_RETRIES_MAX = 1000  # Liveness requests retry until the phase deadline.
 
 
 def payload_for(request_id: int) -> bytes:
