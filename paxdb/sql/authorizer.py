@@ -12,8 +12,9 @@ replica denies it identically; the state machine turns that into an error *resul
 (a ProgrammingError carrying `ApplyAuthorizer.denial`), never a halt.
 
 Invariant: statements the state machine itself runs (SAVEPOINT, meta and dedupe updates)
-are compiled with `is_internal` set and are never put in APSW's statement cache, so a
-user statement with the same text can never reuse a plan that skipped the checks.
+are compiled with `is_internal` set, and their text carries a per-process secret tag
+(`statemachine._INTERNAL_TAG`), so a user statement can never find, in APSW's statement
+cache, a plan that was compiled with the checks off.
 """
 
 from __future__ import annotations

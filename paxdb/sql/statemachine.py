@@ -28,7 +28,9 @@ refuses any user change to them, and `dump_hash` leaves them out.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import os
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -57,6 +59,10 @@ CHAIN_START = 0  # The chain before instance 0 (paxdb.paxos.chain.CHAIN_START).
 RANDOMBLOB_BYTES_MAX = 1_000_000_000  # SQLite's default SQLITE_MAX_LENGTH.
 _ROWCOUNT_WORDS = frozenset({"INSERT", "UPDATE", "DELETE", "REPLACE", "WITH"})
 _LASTROWID_WORDS = frozenset({"INSERT", "REPLACE", "WITH"})
+# Appended to the text of paxdb's own statements so they may live in APSW's statement
+# cache: a plan compiled with the authorizer's checks off is found only by text holding
+# this per-process secret, which no user statement can contain (authorizer.py).
+_INTERNAL_TAG = f" /* paxdb-internal {os.urandom(16).hex()} */"
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS _paxdb_meta(
@@ -245,7 +251,7 @@ class StateMachine:
         cursor.execute(statement.sql, statement.params)
         rows = tuple(tuple(row) for row in cursor)
         columns = described[-1] if described else ()
-        first = (leading_words(statement.sql, 1) or [""])[0]
+        first = _first_word(statement.sql)
         if self._apply.total_changes() != changes_before:
             rowcount = self._apply.changes()
         else:
@@ -331,10 +337,11 @@ class StateMachine:
     def _internal(self) -> _Internal:
         return _Internal(self._authorizer)
 
-    def _run(self, sql: str, bindings: tuple[Any, ...] | None = None) -> None:
-        """Run one of paxdb's own statements; never cached (authorizer.py invariant)."""
+    def _run(self, sql: str, bindings: tuple[Any, ...] | None = None) -> list[Any]:
+        """Run one of paxdb's own statements, cached under the secret tag."""
         assert self._authorizer.is_internal
-        self._apply.execute(sql, bindings, can_cache=False).fetchall()
+        rows: list[Any] = self._apply.execute(sql + _INTERNAL_TAG, bindings).fetchall()
+        return rows
 
     def _update_meta(self, instance: int, chain: int) -> None:
         self._run(
@@ -345,11 +352,9 @@ class StateMachine:
 
     def _dedupe_lookup(self, client_id: str) -> tuple[int, bytes] | None:
         with self._internal():
-            rows: list[Any] = self._apply.execute(
-                "SELECT seq, result FROM _paxdb_dedupe WHERE client_id = ?",
-                (client_id,),
-                can_cache=False,
-            ).fetchall()
+            rows = self._run(
+                "SELECT seq, result FROM _paxdb_dedupe WHERE client_id = ?", (client_id,)
+            )
         return (rows[0][0], rows[0][1]) if rows else None
 
     def _error_info(self, error: BaseException) -> ErrorInfo:
@@ -419,6 +424,11 @@ def _superseded(request: Request, latest: int | None) -> ErrorInfo:
         f"result is no longer kept (latest applied: {latest}); do not retry it",
         0,
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _first_word(sql: str) -> str:
+    return (leading_words(sql, 1) or [""])[0]
 
 
 def _refuse_writes(cursor: apsw.Cursor, sql: str, bindings: object) -> bool:

@@ -190,6 +190,32 @@ def test_nondeterministic_statement_is_a_deterministic_error_result(machine: Sta
     assert rows(machine) == [(1, "ok")]
 
 
+def test_user_text_equal_to_paxdbs_own_statements_is_still_checked(
+    machine: StateMachine,
+) -> None:
+    """paxdb's own statements are cached with the checks off; a user sending the same
+    text must not reuse those plans (they are keyed by a per-process secret tag)."""
+    own = [
+        "SAVEPOINT paxdb_request",
+        "UPDATE _paxdb_meta SET applied_instance = ?, chain = ? WHERE applied_instance = ?",
+        "INSERT INTO _paxdb_dedupe(client_id, seq, result) VALUES (?, ?, ?) "
+        "ON CONFLICT(client_id) DO UPDATE SET seq = excluded.seq, result = excluded.result",
+    ]
+    params: list[tuple[object, ...]] = [(), (99, 1, 1), ("x", 1, b"")]
+    results = machine.apply_batch(
+        1,
+        5,
+        [request(f"u{i}", 1, (sql, p)) for i, (sql, p) in enumerate(zip(own, params))],
+        TIME_MS,
+        SEED,
+    )
+    for result in results:
+        assert result.error is not None
+        assert result.error.message.startswith("not authorized"), result.error.message
+    assert machine.applied_instance == 1
+    assert machine.query("SELECT applied_instance FROM _paxdb_meta").rows == ((1,),)
+
+
 def test_environmental_error_halts_and_the_instance_is_not_skipped(
     machine: StateMachine,
 ) -> None:
