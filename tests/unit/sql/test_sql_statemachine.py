@@ -205,7 +205,7 @@ def test_user_text_equal_to_paxdbs_own_statements_is_still_checked(
     results = machine.apply_batch(
         1,
         5,
-        [request(f"u{i}", 1, (sql, p)) for i, (sql, p) in enumerate(zip(own, params))],
+        [request(f"u{i}", 1, (sql, p)) for i, (sql, p) in enumerate(zip(own, params, strict=True))],
         TIME_MS,
         SEED,
     )
