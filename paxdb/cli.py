@@ -214,16 +214,33 @@ def _addresses(url: str) -> list[tuple[str, int]]:
     show_default=True,
     help="Share of reads in the mixed workload.",
 )
+@click.option(
+    "--embedded",
+    is_flag=True,
+    help="With --local: run node 1 inside the bench process, make it master, and run "
+    "the clients as coroutines on its event loop (no client network hop, no driver).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def bench(url: str | None, local_nodes: int | None, as_json: bool, **settings: Any) -> None:
+def bench(
+    url: str | None, local_nodes: int | None, embedded: bool, as_json: bool, **settings: Any
+) -> None:
     """Load a cluster and report throughput, latency percentiles and errors."""
     from paxdb.bench.load import BenchOptions, run
     from paxdb.demo import DemoCluster, demo_directory
 
     if (url is None) == (local_nodes is None):
         raise click.UsageError("give a URL, or --local N to start a local cluster")
+    if embedded and local_nodes is None:
+        raise click.UsageError("--embedded needs --local N: the master must run in this process")
     progress = None if as_json else (lambda line: click.echo(line, err=True))
-    if url is not None:
+    if embedded:
+        from paxdb.bench.embedded import run_embedded
+
+        with demo_directory(None) as path:
+            report = run_embedded(
+                BenchOptions(url="", **settings), local_nodes or 3, path, progress
+            )
+    elif url is not None:
         report = run(BenchOptions(url=url, **settings), progress)
     else:
         with demo_directory(None) as path:

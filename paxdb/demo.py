@@ -52,9 +52,13 @@ def pick_ports(count: int) -> list[int]:
 
 
 class DemoCluster:
-    def __init__(self, directory: Path, nodes: int) -> None:
+    """Nodes 1..N on loopback as child processes; `external` ids are left to the caller
+    (`paxdb bench --embedded` runs node 1 inside its own process)."""
+
+    def __init__(self, directory: Path, nodes: int, external: tuple[int, ...] = ()) -> None:
         self.directory = directory
         self.ports = dict(zip(range(1, nodes + 1), pick_ports(nodes), strict=True))
+        self.external = external
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
         secret = directory / "secret"
         if not secret.exists():
@@ -66,32 +70,51 @@ class DemoCluster:
         clients = ",".join(f"127.0.0.1:{p + CLIENT_PORT_OFFSET}" for p in self.ports.values())
         return f"paxdb://{clients}/main"
 
+    @property
+    def peers(self) -> str:
+        return ",".join(f"{n}=127.0.0.1:{p}" for n, p in self.ports.items())
+
     def start(self) -> None:
-        peers = ",".join(f"{n}=127.0.0.1:{p}" for n, p in self.ports.items())
-        for node_id, port in self.ports.items():
-            log = open(self.directory / f"node{node_id}.log", "ab")  # noqa: SIM115
-            self.processes[node_id] = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "paxdb",
-                    "serve",
-                    "--id",
-                    str(node_id),
-                    "--data",
-                    str(self.directory / f"node{node_id}"),
-                    "--listen",
-                    f"127.0.0.1:{port}",
-                    "--peers",
-                    peers,
-                    "--secret-file",
-                    str(self.secret),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # Ctrl-C reaches the demo, which stops them in order.
-            )
+        for node_id in self.ports:
+            if node_id not in self.external:
+                self.start_node(node_id)
+
+    def start_node(self, node_id: int) -> None:
+        log = open(self.directory / f"node{node_id}.log", "ab")  # noqa: SIM115
+        self.processes[node_id] = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "paxdb",
+                "serve",
+                "--id",
+                str(node_id),
+                "--data",
+                str(self.directory / f"node{node_id}"),
+                "--listen",
+                f"127.0.0.1:{self.ports[node_id]}",
+                "--peers",
+                self.peers,
+                "--secret-file",
+                str(self.secret),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches the demo, which stops them in order.
+        )
+
+    def restart_node(self, node_id: int) -> None:
+        """Stop one child by its PID (SIGTERM, then wait) and start it again."""
+        process = self.processes.pop(node_id)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.start_node(node_id)
 
     def wait_for_master(self, progress: Callable[[str], None]) -> int:
         from paxdb.cli import fetch_status

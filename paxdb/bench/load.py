@@ -222,10 +222,10 @@ def _collect(options: BenchOptions, workers: list[Any], queue: Any, progress: An
         done += 1
     for worker in workers:
         worker.join()
-    return _report(options, latencies, errors, rows)
+    return report(options, latencies, errors, rows)
 
 
-def _report(
+def report(
     options: BenchOptions, latencies: list[float], errors: Counter[str], rows: int
 ) -> BenchReport:
     latencies.sort()

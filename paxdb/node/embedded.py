@@ -19,8 +19,10 @@ import asyncio
 import logging
 import os
 import threading
+from collections.abc import Coroutine
 from pathlib import Path
 from types import TracebackType
+from typing import Any, TypeVar
 
 from paxdb.node.config import (
     ConfigError,
@@ -33,6 +35,7 @@ from paxdb.node.runtime import NodeRuntime
 from paxdb.node.server import ClientServer
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
@@ -138,6 +141,24 @@ class Node:
     def _stop_soon(self) -> None:
         if self._stopping is not None:
             self._stopping.set()
+
+    def run_in_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run `coroutine` on the node's own event loop and wait for its result.
+
+        For in-process tools that talk to the node without a socket (`paxdb bench
+        --embedded`); the coroutine must not block the loop.
+        """
+        loop = self._loop
+        if loop is None or not self._started.is_set():
+            raise RuntimeError("start the node first")
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
+
+    @property
+    def server(self) -> ClientServer:
+        """The node's request handler (for coroutines given to `run_in_loop`)."""
+        if self._server is None:
+            raise RuntimeError("start the node first")
+        return self._server
 
     # Queries (thread-safe).
 

@@ -56,6 +56,23 @@ def test_bench_reports_throughput_latency_and_errors(cluster: ProcessCluster) ->
     assert "operations" in text.stderr  # The progress lines.
 
 
+@pytest.mark.timeout(150)
+def test_embedded_bench_runs_its_writers_inside_the_master() -> None:
+    result = bench("--local", "3", "--embedded", "--clients", "4", "--duration", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["operations"] > 0
+    assert report["rows"] == report["operations"]
+    assert report["errors"] == {}
+    assert report["options"]["clients"] == 4
+
+
+def test_embedded_bench_needs_a_local_cluster() -> None:
+    result = bench("paxdb://127.0.0.1:1/main", "--embedded", "--duration", "1")
+    assert result.returncode == 2
+    assert "--embedded needs --local N" in result.stderr
+
+
 def test_bench_needs_a_url_or_a_local_cluster() -> None:
     result = bench("--duration", "1")
     assert result.returncode == 2
