@@ -115,8 +115,39 @@ class BackupReply:
     chain: int
 
 
+@dataclass(frozen=True, slots=True)
+class CheckpointRequest:
+    """A chunk of one of the node's checkpoints of `database` (node-to-node catch-up).
+    An empty `name` asks for the newest checkpoint."""
+
+    request_id: int
+    database: str
+    name: str = ""
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointReply:
+    """`data` is the checkpoint file `name` from `offset`, `crc` its CRC32; `meta` is the
+    checkpoint's metadata (checkpoints.py), the same in every chunk."""
+
+    request_id: int
+    name: str
+    offset: int
+    data: bytes
+    crc: int
+    meta: dict[str, Any]
+
+
 ClientMessage = (
-    ExecuteRequest | ExecuteReply | StatusRequest | StatusReply | BackupRequest | BackupReply
+    ExecuteRequest
+    | ExecuteReply
+    | StatusRequest
+    | StatusReply
+    | BackupRequest
+    | BackupReply
+    | CheckpointRequest
+    | CheckpointReply
 )
 BACKUP_CHUNK_BYTES = 1024 * 1024  # Data per BackupReply.
 TOKEN_CHARS_MAX = 64
@@ -176,6 +207,24 @@ def encode(message: ClientMessage) -> bytes:
             "tok": message.token,
             "off": message.offset,
         }
+    elif isinstance(message, CheckpointRequest):
+        body = {
+            "t": "ckpt",
+            "id": message.request_id,
+            "db": message.database,
+            "name": message.name,
+            "off": message.offset,
+        }
+    elif isinstance(message, CheckpointReply):
+        body = {
+            "t": "ckptd",
+            "id": message.request_id,
+            "name": message.name,
+            "off": message.offset,
+            "data": message.data,
+            "crc": message.crc,
+            "meta": message.meta,
+        }
     else:
         body = {
             "t": "chunk",
@@ -232,6 +281,27 @@ def decode(mapping: dict[str, Any]) -> ClientMessage:
                 _int(mapping["i"] + 1, 2**63 - 1, "i") - 1,
                 _int(mapping["c"], 2**32 - 1, "c"),
             )
+        if tag == "ckpt":
+            return CheckpointRequest(
+                request_id,
+                check_database_name(mapping["db"]),
+                _checkpoint_name(mapping["name"]),
+                _int(mapping["off"], 2**63 - 1, "off"),
+            )
+        if tag == "ckptd":
+            data, meta = mapping["data"], mapping["meta"]
+            if not isinstance(data, bytes) or len(data) > BACKUP_CHUNK_BYTES:
+                raise RemoteProtocolError("a checkpoint chunk carries at most 1 MiB of bytes")
+            if not isinstance(meta, dict):
+                raise RemoteProtocolError("checkpoint metadata must be a map")
+            return CheckpointReply(
+                request_id,
+                _checkpoint_name(mapping["name"]),
+                _int(mapping["off"], 2**63 - 1, "off"),
+                data,
+                _int(mapping["crc"], 2**32 - 1, "crc"),
+                meta,
+            )
         if tag == "stat":
             status = mapping["s"]
             if not isinstance(status, dict):
@@ -240,6 +310,12 @@ def decode(mapping: dict[str, Any]) -> ClientMessage:
     except KeyError as missing:
         raise RemoteProtocolError(f"client frame lacks field {missing}") from None
     raise RemoteProtocolError(f"unknown client frame type {tag!r}")
+
+
+def _checkpoint_name(value: object) -> str:
+    if not isinstance(value, str) or not (value == "" or (len(value) == 20 and value.isdigit())):
+        raise RemoteProtocolError("a checkpoint name is 20 digits")
+    return value
 
 
 def request_id_of(mapping: dict[str, Any]) -> int | None:
