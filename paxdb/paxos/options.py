@@ -11,6 +11,11 @@ from dataclasses import dataclass
 
 from paxdb import limits
 
+# Configuration changes remembered for `Replica.checkpoint_meta` (see history.py). A
+# master renews its lease about once a second with the default limits, so this covers
+# about a quarter of an hour of checkpoint lag.
+CONFIG_HISTORY_MAX = 1024
+
 MUTANTS: dict[str, str] = {
     "acceptor-forgets-promise": "an acceptor answers a Prepare without persisting its promise",
     "proposer-ignores-accepted": "a proposer ignores the highest accepted value in promises",
@@ -34,6 +39,7 @@ class Options:
     proposals_queued_max: int = limits.PROPOSALS_QUEUED_MAX
     catchup_values_max: int = limits.CATCHUP_VALUES_MAX
     catchup_bytes_max: int = limits.CATCHUP_BYTES_MAX
+    config_history_max: int = CONFIG_HISTORY_MAX
     mutant: str | None = None
 
     def __post_init__(self) -> None:
@@ -45,4 +51,5 @@ class Options:
         assert self.batch_bytes_max > 0
         assert self.catchup_values_max > 0
         assert self.catchup_bytes_max > 0
+        assert self.config_history_max > 0
         assert self.mutant is None or self.mutant in MUTANTS, self.mutant

@@ -42,6 +42,7 @@ from paxdb.paxos.effects import (
     Role,
     Status,
 )
+from paxdb.paxos.history import ConfigEntry, ConfigHistory
 from paxdb.paxos.learner import CatchupState, build_reply, verify_entry
 from paxdb.paxos.logview import LogReader
 from paxdb.paxos.master import MasterClaim, MasterState, drift_margin_ticks
@@ -118,6 +119,7 @@ class Replica:
         self.jitter = Jitter(config.seed * 1_000_003 + config.node_id)
         self.margin_ticks = drift_margin_ticks(self.options.lease_ticks, self.options.drift_ppm)
         self.proposer = Proposer(self.node_id, self.options, self.stats)
+        self.history = ConfigHistory(self.options.config_history_max)
         self.catchup = CatchupState()
         self.halted: CorruptionError | None = None
         self._master_issue: tuple[bytes, int] | None = None  # Our MASTER value, issue tick.
@@ -155,6 +157,7 @@ class Replica:
         self.master = MasterState(start.master, start.master_version)
         if start.master is not None:
             self.master.view_end_tick = self.options.lease_ticks + self.margin_ticks
+        self.history.reset(self._config_from(start.instance_next))
         is_empty = bounds.instance_min == bounds.instance_next
         reseeded = is_empty and start.chain != bounds.chain_before
         if start.instance_next > bounds.instance_next or reseeded:
@@ -250,6 +253,7 @@ class Replica:
         self.master = MasterState(meta.master, meta.master_version)
         if meta.master is not None:
             self.master.view_end_tick = self.now + self.options.lease_ticks + self.margin_ticks
+        self.history.reset(self._config_from(meta.instance_next))
         self.acceptor.move_to(meta.instance_next)
         self._persist.append(LogBaseRecord(meta.instance_next, meta.chain))
         self.replay_next = self.replay_end = self.instance
@@ -315,6 +319,51 @@ class Replica:
         if current is not None and current.wanted.kind is ValueKind.MASTER:
             return Role.CANDIDATE
         return Role.FOLLOWER
+
+    def checkpoint_meta(self, instance_next: int) -> CheckpointMeta | None:
+        """The metadata of a checkpoint of the state machine after every value below
+        `instance_next` was applied: chain[instance_next - 1], and the membership and
+        master in force at `instance_next`, exactly (see history.py).
+
+        Valid for any `instance_next` from the start of the configuration history (the
+        replica's base, its last restored checkpoint, or `config_history_max` changes
+        ago) up to `self.instance`. Returns None outside that range, and when the log no
+        longer holds chain[instance_next - 1] (it was truncated, or a value learned in
+        this very input is not stored yet): the runtime then tries again later.
+        """
+        if instance_next < 0:
+            raise UsageError(f"no checkpoint at instance {instance_next}")
+        if instance_next > self.instance:
+            return None
+        config = self.history.at(instance_next)
+        if config is None:
+            self.stats.bump("checkpoint_meta_beyond_history")
+            return None
+        chain = self._chain_before(instance_next)
+        if chain is None:
+            self.stats.bump("checkpoint_meta_beyond_log")
+            return None
+        return CheckpointMeta(
+            instance_next,
+            chain,
+            config.members,
+            config.members_version,
+            config.master,
+            config.master_version,
+        )
+
+    def _chain_before(self, instance_next: int) -> int | None:
+        """chain[instance_next - 1], from memory or the stored log; None if unknown."""
+        if instance_next == self.instance:
+            return self.chain
+        bounds = self.log.chosen_bounds(self.group)
+        if instance_next == bounds.instance_min:
+            return bounds.chain_before
+        if not bounds.instance_min < instance_next <= bounds.instance_next:
+            return None
+        entries = self.log.chosen_range(self.group, instance_next - 1, instance_next, 1)
+        assert entries and entries[0].instance == instance_next - 1
+        return entries[0].chain
 
     def status(self) -> Status:
         return Status(
@@ -635,6 +684,7 @@ class Replica:
             if self.membership.learn(change, entry.instance):
                 self.proposer.forget_quorum()
                 self.stats.bump("membership_changed")
+                self.history.record(self._config_from(entry.instance + 1))
 
     def _learn_master(self, entry: LogEntry, issue_tick: int | None) -> None:
         try:
@@ -648,10 +698,21 @@ class Replica:
         ):
             self.stats.bump("ignored_stale_master")
             return
+        self.history.record(self._config_from(entry.instance + 1))
         if was_master and claim.node_id != self.node_id:
             self._refuse_queue()
         if claim.node_id != self.node_id:
             self.campaign_tick = self.master.view_end_tick + self._election_delay()
+
+    def _config_from(self, instance: int) -> ConfigEntry:
+        """The current membership and master, as in force from `instance` on."""
+        return ConfigEntry(
+            instance,
+            self.membership.members,
+            self.membership.version,
+            self.master.master,
+            self.master.version,
+        )
 
     def _resolve_batch(self, entry: LogEntry | None) -> None:
         """Our batch's instance was decided (or abandoned): complete or re-queue it."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PAXOS = Path(__file__).resolve().parents[3] / "paxdb" / "paxos"
-ALLOWED_STDLIB = {"__future__", "collections", "dataclasses", "enum", "typing", "zlib"}
+ALLOWED_STDLIB = {"__future__", "bisect", "collections", "dataclasses", "enum", "typing", "zlib"}
 ALLOWED_PAXDB = {"paxdb.ids", "paxdb.limits", "paxdb.errors"}
 FORBIDDEN = {"asyncio", "socket", "os", "time", "random", "threading", "apsw", "msgpack"}
 
