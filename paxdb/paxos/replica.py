@@ -25,7 +25,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 from paxdb.errors import CorruptionError, StorageError, UsageError
-from paxdb.ids import Ballot
+from paxdb.ids import BALLOT_ZERO, Ballot
 from paxdb.paxos import acceptor as acceptor_rules
 from paxdb.paxos.acceptor import AcceptorState
 from paxdb.paxos.chain import CHAIN_START, chain_next
@@ -160,13 +160,15 @@ class Replica:
         self.history.reset(self._config_from(start.instance_next))
         is_empty = bounds.instance_min == bounds.instance_next
         reseeded = is_empty and start.chain != bounds.chain_before
-        if start.instance_next > bounds.instance_next or reseeded:
+        rebase = start.instance_next > bounds.instance_next or reseeded
+        if rebase:
             self.instance = start.instance_next
             self.chain = start.chain
-            self._persist.append(LogBaseRecord(start.instance_next, start.chain))
         else:
             self.instance, self.chain = self._scan_log(log, start, bounds.instance_next)
         self.acceptor = AcceptorState.from_record(log.load_acceptor(self.group), self.instance)
+        if rebase:
+            self._rebase_log(start.instance_next, start.chain)
         self.proposer.observe_ballot(self.acceptor.promised)
         self.proposer.ballot = self.acceptor.promised
         self.replay_next = min(max(applied_next, start.instance_next), self.instance)
@@ -255,7 +257,7 @@ class Replica:
             self.master.view_end_tick = self.now + self.options.lease_ticks + self.margin_ticks
         self.history.reset(self._config_from(meta.instance_next))
         self.acceptor.move_to(meta.instance_next)
-        self._persist.append(LogBaseRecord(meta.instance_next, meta.chain))
+        self._rebase_log(meta.instance_next, meta.chain)
         self.replay_next = self.replay_end = self.instance
         self._apply.clear()
         self._held_apply.clear()
@@ -482,8 +484,29 @@ class Replica:
         return True
 
     def _persist_acceptor(self) -> None:
-        self._persist = [r for r in self._persist if not _is_acceptor_record(r)]
+        """Queue the acceptor state, replacing any acceptor record queued after the last
+        log base (one before a base stays: see `_rebase_log`)."""
+        kept = 0
+        for index, record in enumerate(self._persist):
+            if isinstance(record, LogBaseRecord):
+                kept = index + 1
+        tail = [r for r in self._persist[kept:] if not _is_acceptor_record(r)]
+        self._persist = self._persist[:kept] + tail
         self._persist.append(self.acceptor.record())
+        self._must_sync = True
+
+    def _rebase_log(self, instance: int, chain: int) -> None:
+        """The stored log now starts at `instance` (a checkpoint covers what is below).
+
+        A log base makes the store drop acceptor records of older instances, which would
+        forget our promise: so the promise is written again, at the new instance, first.
+        Written in that order and synced together, no crash can keep the base without
+        the promise (a crash keeps a prefix of unsynced writes, never a later one alone).
+        """
+        assert self.acceptor.instance == instance
+        if self.acceptor.promised > BALLOT_ZERO:
+            self._persist_acceptor()
+        self._persist.append(LogBaseRecord(instance, chain))
         self._must_sync = True
 
     # Proposer.

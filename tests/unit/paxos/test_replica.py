@@ -300,3 +300,35 @@ def test_the_forgets_promise_mutant_really_breaks_agreement() -> None:
     cluster = _duel_with_a_forgetful_acceptor("acceptor-forgets-promise")
     first = {cluster.nodes[n].applied[0].value for n in (1, 2)}
     assert len(first) == 2  # The flaw the simulator must catch.
+
+
+def test_a_restored_replica_keeps_its_promise_across_a_restart() -> None:
+    """The log base a restore writes drops older acceptor records from the store: the
+    promise must be written again at the new instance, before the base, or a restart
+    after the restore would forget it."""
+    cluster = elected()
+    cluster.deliver_all()
+    replica = cluster.replica(3)
+    promised = replica.acceptor.promised
+    assert promised > Ballot(0, 0)
+    source = cluster.replica(1)
+    for index in range(3):
+        cluster.propose(1, b"p%d" % index, index)
+        cluster.deliver_all()
+    meta = source.checkpoint_meta(source.instance)
+    assert meta is not None
+    ahead = dataclasses.replace(meta, instance_next=meta.instance_next + 5)
+    replica.restore(ahead)
+    effects = replica.effects()
+    kinds = [type(record).__name__ for record in effects.persist]
+    assert kinds == ["AcceptorRecord", "LogBaseRecord"]
+    assert effects.must_sync
+    replica.advance(effects)
+    cluster.nodes[3].store.write_batch([(GROUP, r) for r in effects.persist], True)
+    cluster.crash(3)
+    cluster.nodes[3].applied = list(cluster.nodes[1].applied)
+    config = dataclasses.replace(replica.config)
+    store = cluster.nodes[3].store
+    restarted = type(replica)(config, store, applied_next=ahead.instance_next, base=ahead)
+    assert restarted.instance == ahead.instance_next
+    assert restarted.acceptor.promised == promised
