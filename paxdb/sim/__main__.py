@@ -19,7 +19,8 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import TextIO
 
 from paxdb.paxos.options import MUTANTS
-from paxdb.sim.cluster import RunResult, describe_options, run_seed
+from paxdb.sim.cluster import RunResult, run_seed
+from paxdb.sim.options import describe_options
 
 TRACE_LINES_PRINTED = 300
 
