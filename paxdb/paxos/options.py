@@ -22,6 +22,10 @@ MUTANTS: dict[str, str] = {
     "learner-counts-duplicates": "a duplicate Accepted from one acceptor is counted twice",
     "lease-from-learn-tick": "the holder counts its lease from the tick it learned the "
     "value instead of the tick it issued it",
+    "restore-ignores-master-version": "a replica restored from a checkpoint keeps its own "
+    "master version instead of the checkpoint's",
+    "checkpoint-meta-off-by-one": "checkpoint metadata names the membership and master in "
+    "force at the last applied instance instead of the next one",
 }
 
 

@@ -252,7 +252,10 @@ class Replica:
         self.instance = meta.instance_next
         self.chain = meta.chain
         self.membership = Membership(meta.members, meta.members_version)
-        self.master = MasterState(meta.master, meta.master_version)
+        master_version = meta.master_version
+        if self.options.mutant == "restore-ignores-master-version":
+            master_version = self.master.version
+        self.master = MasterState(meta.master, master_version)
         if meta.master is not None:
             self.master.view_end_tick = self.now + self.options.lease_ticks + self.margin_ticks
         self.history.reset(self._config_from(meta.instance_next))
@@ -338,6 +341,8 @@ class Replica:
         if instance_next > self.instance:
             return None
         config = self.history.at(instance_next)
+        if self.options.mutant == "checkpoint-meta-off-by-one" and instance_next > 0:
+            config = self.history.at(instance_next - 1)
         if config is None:
             self.stats.bump("checkpoint_meta_beyond_history")
             return None

@@ -62,6 +62,15 @@ def run_many(
     return results
 
 
+def summed(counts: Iterable[dict[str, int]]) -> str:
+    """Counters added up over many runs, as `name=total` in a stable order."""
+    totals: dict[str, int] = {}
+    for count in counts:
+        for name, value in count.items():
+            totals[name] = totals.get(name, 0) + value
+    return " ".join(f"{name}={value}" for name, value in totals.items())
+
+
 def report_failure(result: RunResult, out: TextIO = sys.stdout) -> None:
     mutant = f" --mutant {result.options.mutant}" if result.options.mutant else ""
     print(f"VIOLATION seed={result.seed}: {result.message}", file=out)
@@ -99,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"seed {result.seed} ok: {result.ticks} ticks, {result.chosen} instances chosen, "
             f"{result.acknowledged} requests acknowledged, faults {result.faults}, "
-            f"trace {result.trace_hash}"
+            f"checkpoints {result.checkpoints}, trace {result.trace_hash}"
         )
         return 0
     seeds = args.seeds if args.seeds is not None else range(0, 200)
@@ -114,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{len(results) - len(failures)} passed, {len(failures)} failed"
         f" ({len(results)} seeds, {chosen} instances chosen, {elapsed:.1f} s)"
     )
+    print(f"checkpoints: {summed(r.checkpoints for r in results)}")
+    print(f"faults: {summed(r.faults for r in results)}")
     return 1 if failures else 0
 
 

@@ -14,13 +14,21 @@
 5. Lease: at most one node holds a valid master lease at any simulated instant; and
    (5b, the reason why) the holder's lease ends, in real time, before any other node
    that learned the same master value stops believing in it.
+7. State: replicas that applied every instance below i hold the same state-machine
+   state (a digest of the values, computed here, independent of the core's chain),
+   whether they applied those instances themselves or installed a checkpoint; and
+   replicas at the same instance agree on the membership and master in force there.
+   A checkpoint records exactly the chain, state, membership and master of its
+   instance (`Replica.checkpoint_meta` must be exact).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 from paxdb.ids import Ballot
+from paxdb.paxos.effects import CheckpointMeta
 from paxdb.paxos.messages import LogEntry
 from paxdb.paxos.values import Value, ValueKind, decode_batch
 
@@ -29,18 +37,50 @@ class Violation(Exception):
     """An invariant failed; the message names it."""
 
 
+STATE_START = b"\x00" * 16  # The digest of the empty state machine.
+
+# Membership and master in force at an instance: members, version, master, version.
+Config = tuple[tuple[int, ...], int, int | None, int]
+
+
+def state_after(digest: bytes, entry: LogEntry) -> bytes:
+    """The state digest after applying `entry` (a stand-in for the SQLite file)."""
+    return hashlib.blake2b(digest + entry.value.encode(), digest_size=16).digest()
+
+
 @dataclass(slots=True)
 class AppliedLog:
-    """One node's state machine in the simulator: what it applied, durable across crashes."""
+    """One node's state machine in the simulator, durable across crashes (like its SQLite
+    file): the instances it applied since `base`, and the digest of its state.
+
+    A fresh state machine has base 0. One installed from a checkpoint starts at the
+    checkpoint's instance with the checkpoint's state: it never applied what is below.
+    """
 
     node_id: int
+    base: int = 0
+    digest: bytes = STATE_START
     entries: list[LogEntry] = field(default_factory=list)
+
+    @staticmethod
+    def from_checkpoint(node_id: int, instance_next: int, digest: bytes) -> AppliedLog:
+        return AppliedLog(node_id, instance_next, digest)
+
+    @property
+    def next(self) -> int:
+        """The first instance not applied yet."""
+        return self.base + len(self.entries)
 
     def apply(self, entry: LogEntry) -> bool:
         """Returns True if the entry was new; raises Violation on gaps or changed values."""
-        applied = len(self.entries)
+        if entry.instance < self.base:
+            raise Violation(
+                f"order: node {self.node_id} applied instance {entry.instance}, below the "
+                f"checkpoint it installed at {self.base}"
+            )
+        applied = self.next
         if entry.instance < applied:
-            earlier = self.entries[entry.instance]
+            earlier = self.entries[entry.instance - self.base]
             if earlier != entry:
                 raise Violation(
                     f"node {self.node_id} re-applied instance {entry.instance} with a "
@@ -52,6 +92,7 @@ class AppliedLog:
                 f"node {self.node_id} applied instance {entry.instance} after {applied - 1}: gap"
             )
         self.entries.append(entry)
+        self.digest = state_after(self.digest, entry)
         return True
 
 
@@ -64,6 +105,9 @@ class Checker:
     accepted: dict[int, dict[Ballot, dict[int, Value]]] = field(default_factory=dict)
     quorum: int = 1
     batch_items: dict[int, list[bytes]] = field(default_factory=dict)
+    # instance_next -> digest of the state after applying every instance below it.
+    states: dict[int, bytes] = field(default_factory=lambda: {0: STATE_START})
+    configs: dict[int, Config] = field(default_factory=dict)  # instance -> config there.
     checks: int = 0
 
     def on_accept_durable(self, node_id: int, instance: int, ballot: Ballot, value: Value) -> None:
@@ -105,6 +149,44 @@ class Checker:
             )
         if known.chain != entry.chain:
             raise Violation(f"chain: node {node_id} has another chain at {entry.instance}")
+
+    def on_state(self, node_id: int, instance_next: int, digest: bytes) -> None:
+        """7. A node's state machine holds `digest` after applying all below instance_next."""
+        self.checks += 1
+        known = self.states.setdefault(instance_next, digest)
+        if known != digest:
+            raise Violation(
+                f"state: node {node_id}'s state machine after instance {instance_next - 1} "
+                "differs from another node's there"
+            )
+
+    def on_config(self, node_id: int, instance: int, config: Config) -> None:
+        """7. A replica at `instance` holds the membership and master in force there."""
+        self.checks += 1
+        known = self.configs.setdefault(instance, config)
+        if known != config:
+            raise Violation(
+                f"state: node {node_id} at instance {instance} has members/master {config}, "
+                f"another node had {known} there"
+            )
+
+    def on_checkpoint(self, node_id: int, meta: CheckpointMeta, digest: bytes) -> None:
+        """7. A checkpoint (taken or installed) is exactly the state at its instance."""
+        instance = meta.instance_next
+        if instance > 0:
+            entry = self.chosen.get(instance - 1)
+            if entry is None or entry.chain != meta.chain:
+                raise Violation(
+                    f"chain: node {node_id} has a checkpoint at {instance} whose chain is not "
+                    f"the chain of instance {instance - 1}"
+                )
+        self.on_state(node_id, instance, digest)
+        config = (meta.members, meta.members_version, meta.master, meta.master_version)
+        self.on_config(node_id, instance, config)
+
+    def forget_votes(self, node_id: int) -> None:
+        """The node lost its disk (wiped): it may vote afresh, under the fence."""
+        self.votes.pop(node_id, None)
 
     def on_acknowledged(self, request_id: int, instance: int, index: int, payload: bytes) -> None:
         assert request_id not in self.acknowledged, "a request is acknowledged once"

@@ -22,7 +22,7 @@ import hashlib
 import heapq
 import random
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import cast
 
 from paxdb.paxos import describe
@@ -30,6 +30,14 @@ from paxdb.paxos.effects import AcceptorRecord, Completion, Envelope, Outcome, R
 from paxdb.paxos.messages import Accepted, Promise
 from paxdb.paxos.replica import Replica, ReplicaConfig
 from paxdb.sim.checkers import AppliedLog, Checker, Violation
+from paxdb.sim.checkpoints import (
+    FETCH_ATTEMPTS_MAX,
+    FETCH_TICKS_MAX,
+    Fetch,
+    SimCheckpoint,
+    keep_newest,
+    truncation_point,
+)
 from paxdb.sim.network import UNITS_PER_TICK, Network, NetworkFaults
 from paxdb.sim.options import SimOptions
 from paxdb.sim.workload import LIVENESS_RETRIES_MAX, Workload, payload_for, value_for
@@ -47,6 +55,8 @@ class SimNode:
     store: MemoryLogStore = field(default_factory=MemoryLogStore)
     replica: Replica | None = None
     applied: AppliedLog | None = None
+    checkpoints: list[SimCheckpoint] = field(default_factory=list)  # Newest last.
+    fetching: bool = False  # A checkpoint transfer to this node is in flight.
     incarnation: int = 0
     start_time: int = 0  # Tick k of this incarnation happens at start_time + k * period.
     tokens: dict[int, int] = field(default_factory=dict)  # token -> request id
@@ -62,6 +72,7 @@ class RunResult:
     chosen: int
     acknowledged: int
     faults: dict[str, int]
+    checkpoints: dict[str, int] = field(default_factory=dict)
     message: str = ""
     trace_tail: list[str] = field(default_factory=list)
     core_seconds: float = 0.0
@@ -90,6 +101,14 @@ class Simulation:
         self.trace: deque[str] = deque(maxlen=TRACE_LINES_KEPT)
         self.trace_hash = hashlib.blake2b(digest_size=16)
         self.faults = {"crash": 0, "restart": 0, "partition": 0, "heal": 0, "lost_writes": 0}
+        self.checkpoint_counts = {
+            "taken": 0,
+            "truncations": 0,
+            "needed": 0,
+            "fetch_failures": 0,
+            "installs": 0,
+            "install_crashes": 0,
+        }
         self.healed: tuple[int, ...] | None = None
         for node in self.nodes.values():
             node.applied = AppliedLog(node.node_id)
@@ -116,10 +135,12 @@ class Simulation:
         config = ReplicaConfig(
             node.node_id, GROUP, self.members, self.core_options, self.seed + node.incarnation
         )
-        node.replica = Replica(config, node.store, applied_next=len(node.applied.entries))
+        base = node.checkpoints[-1].meta if node.checkpoints else None
+        node.replica = Replica(config, node.store, applied_next=node.applied.next, base=base)
         node.incarnation += 1
         node.start_time = self.time
         node.tokens.clear()
+        node.fetching = False  # A transfer to the previous incarnation died with it.
         self._schedule(node.period, "tick", (node.node_id, node.incarnation))
         self._pump(node)
 
@@ -145,6 +166,8 @@ class Simulation:
             if self.healed is None:
                 self._maybe_request(node)
             self._pump(node)
+            if node.replica is not None:
+                self._maybe_checkpoint(node)
         elif kind == "deliver":
             assert isinstance(data, Envelope)
             node = self.nodes[data.target]
@@ -168,6 +191,9 @@ class Simulation:
                 return
             self.propose(node, request_id)
             self._pump(node)
+        elif kind == "fetch":
+            assert isinstance(data, Fetch)
+            self._on_fetch(data)
         elif kind == "restart":
             node = self.nodes[cast(int, data)]
             if node.replica is None:
@@ -203,13 +229,102 @@ class Simulation:
                 self._transmit(envelope)
             for entry in effects.apply:
                 self.checker.on_apply(node.node_id, entry)
-                node.applied.apply(entry)
+                if node.applied.apply(entry):
+                    self.checker.on_state(node.node_id, node.applied.next, node.applied.digest)
             for completion in effects.completions:
                 self._complete(node, completion)
             if effects.status is not None:
                 self._log(f"node {node.node_id} {describe.effects(effects)[-1]}")
+            if effects.need_checkpoint is not None:
+                self._request_checkpoint(node, effects.need_checkpoint)
             replica.advance(effects)
+        self._check_config(node)
         return voted
+
+    def _check_config(self, node: SimNode) -> None:
+        replica = node.replica
+        assert replica is not None
+        membership, master = replica.membership, replica.master
+        config = (membership.members, membership.version, master.master, master.version)
+        self.checker.on_config(node.node_id, replica.instance, config)
+
+    # Checkpoints (see checkpoints.py).
+
+    def _maybe_checkpoint(self, node: SimNode) -> None:
+        every = self.options.checkpoint_every
+        assert node.replica is not None and node.applied is not None
+        newest = node.checkpoints[-1].meta.instance_next if node.checkpoints else 0
+        if every == 0 or node.applied.next - newest < every:
+            return
+        meta = node.replica.checkpoint_meta(node.applied.next)
+        if meta is None:
+            return
+        checkpoint = SimCheckpoint(meta, node.applied.digest)
+        self.checker.on_checkpoint(node.node_id, meta, checkpoint.digest)
+        node.checkpoints = keep_newest(node.checkpoints, checkpoint)
+        self.checkpoint_counts["taken"] += 1
+        self._log(f"checkpoint {node.node_id} i={meta.instance_next}")
+        bounds = node.store.chosen_bounds(GROUP)
+        below = truncation_point(bounds, meta.instance_next, self.options.log_hold)
+        if below is not None:
+            node.store.truncate_below(GROUP, below)
+            self.checkpoint_counts["truncations"] += 1
+            self._log(f"truncate {node.node_id} below={below}")
+
+    def _request_checkpoint(self, node: SimNode, peer: int) -> None:
+        self.checkpoint_counts["needed"] += 1
+        if node.fetching:
+            return
+        node.fetching = True
+        fetch = Fetch(node.node_id, node.incarnation, peer, self.nodes[peer].incarnation, 1)
+        self._schedule_fetch(fetch)
+
+    def _schedule_fetch(self, fetch: Fetch) -> None:
+        delay = self.rng.randint(1, FETCH_TICKS_MAX) * UNITS_PER_TICK
+        self._schedule(delay, "fetch", fetch)
+
+    def _on_fetch(self, fetch: Fetch) -> None:
+        """A transfer ends: it fails if either node crashed or a partition cut them."""
+        node, peer = self.nodes[fetch.node_id], self.nodes[fetch.peer]
+        if node.replica is None or node.incarnation != fetch.incarnation:
+            return  # The fetching node died; its next incarnation asks again if it must.
+        node.fetching = False
+        cut = self.network.is_blocked(fetch.peer, fetch.node_id) or self.network.is_blocked(
+            fetch.node_id, fetch.peer
+        )
+        if peer.replica is None or peer.incarnation != fetch.peer_incarnation or cut:
+            self.checkpoint_counts["fetch_failures"] += 1
+            self._log(f"fetch {fetch.node_id}<-{fetch.peer} failed")
+            if fetch.attempt < FETCH_ATTEMPTS_MAX:
+                node.fetching = True
+                attempt = fetch.attempt + 1
+                retry = replace(fetch, peer_incarnation=peer.incarnation, attempt=attempt)
+                self._schedule_fetch(retry)
+            return
+        if not peer.checkpoints:
+            return
+        checkpoint = peer.checkpoints[-1]
+        if checkpoint.meta.instance_next <= node.replica.instance:
+            return  # Caught up meanwhile.
+        self._install(node, checkpoint)
+
+    def _install(self, node: SimNode, checkpoint: SimCheckpoint) -> None:
+        """Swap the state machine for the checkpoint, then tell the replica."""
+        meta = checkpoint.meta
+        self.checker.on_checkpoint(node.node_id, meta, checkpoint.digest)
+        node.applied = AppliedLog.from_checkpoint(
+            node.node_id, meta.instance_next, checkpoint.digest
+        )
+        node.checkpoints = keep_newest(node.checkpoints, checkpoint)
+        self.checkpoint_counts["installs"] += 1
+        self._log(f"install {node.node_id} i={meta.instance_next}")
+        if self.healed is None and self.rng.random() < self.options.crash_during_install:
+            self.checkpoint_counts["install_crashes"] += 1
+            self._crash(node.node_id)
+            return
+        assert node.replica is not None
+        node.replica.restore(meta)
+        self._pump(node)
 
     def _transmit(self, envelope: Envelope) -> None:
         for delay in self.network.plan(envelope):
@@ -379,6 +494,7 @@ def run_seed(seed: int, mutant: str | None = None) -> RunResult:
             messages_dropped=simulation.network.dropped,
             messages_duplicated=simulation.network.duplicated,
         ),
+        checkpoints=dict(simulation.checkpoint_counts),
         message=message,
         trace_tail=list(simulation.trace) if not ok else [],
     )

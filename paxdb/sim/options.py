@@ -39,41 +39,59 @@ class SimOptions:
     lease_ticks: int
     election_jitter_ticks: int  # Small values make candidates collide (duelling proposers).
     batch_values_max: int
+    checkpoint_every: int = 0  # Applied instances between checkpoints; 0: never.
+    log_hold: int = 0  # Instances kept in the log below the newest checkpoint.
+    crash_during_install: float = 0.0  # Chance to crash between swap and `restore`.
+    config_history_max: int = 1024  # The core's bound; small values make it say None.
     mutant: str | None = None
 
     @staticmethod
     def draw(seed: int, mutant: str | None = None) -> SimOptions:
         rng = random.Random(f"options-{seed}")
         lease = rng.choice((30, 40, 60))
-        return SimOptions(
-            nodes=rng.choice((3, 3, 5)),
-            fault_ticks=rng.choice((600, 900, 1200)),
-            liveness_ticks_max=lease * 12,
-            loss=rng.choice((0.0, 0.02, 0.1, 0.25)),
-            duplicate=rng.choice((0.0, 0.05, 0.2)),
-            delay_max=rng.choice((400, 1500, 4000)),
-            long_delay=rng.choice((0.0, 0.01, 0.05)),
-            crash_rate=rng.choice((0.0, 0.005, 0.02, 0.05)),
-            restart_ticks_max=rng.choice((0, 5, 40, 150)),
-            partition_rate=rng.choice((0.0, 0.003, 0.01, 0.03)),
-            heal_rate=rng.choice((0.003, 0.02, 0.1)),
-            crash_after_reply=rng.choice((0.0, 0.0, 0.01, 0.05)),
-            crash_after_promise=rng.choice((0.0, 0.1, 0.3)),
-            crash_before_persist=rng.choice((0.0, 0.0, 0.002, 0.01)),
-            power_loss=rng.choice((0.0, 0.5, 1.0)),
-            request_rate=0.0,
-            drift_ppm_used=rng.choice((0, 20_000, 45_000)),
-            lease_ticks=lease,
-            election_jitter_ticks=rng.choice((lease // 2, lease // 2, 3, 1)),
-            batch_values_max=rng.choice((1, 4, 64)),
-            mutant=mutant,
-        ).with_request_rate(rng)
+        return (
+            SimOptions(
+                nodes=rng.choice((3, 3, 5)),
+                fault_ticks=rng.choice((600, 900, 1200)),
+                liveness_ticks_max=lease * 12,
+                loss=rng.choice((0.0, 0.02, 0.1, 0.25)),
+                duplicate=rng.choice((0.0, 0.05, 0.2)),
+                delay_max=rng.choice((400, 1500, 4000)),
+                long_delay=rng.choice((0.0, 0.01, 0.05)),
+                crash_rate=rng.choice((0.0, 0.005, 0.02, 0.05)),
+                restart_ticks_max=rng.choice((0, 5, 40, 150)),
+                partition_rate=rng.choice((0.0, 0.003, 0.01, 0.03)),
+                heal_rate=rng.choice((0.003, 0.02, 0.1)),
+                crash_after_reply=rng.choice((0.0, 0.0, 0.01, 0.05)),
+                crash_after_promise=rng.choice((0.0, 0.1, 0.3)),
+                crash_before_persist=rng.choice((0.0, 0.0, 0.002, 0.01)),
+                power_loss=rng.choice((0.0, 0.5, 1.0)),
+                request_rate=0.0,
+                drift_ppm_used=rng.choice((0, 20_000, 45_000)),
+                lease_ticks=lease,
+                election_jitter_ticks=rng.choice((lease // 2, lease // 2, 3, 1)),
+                batch_values_max=rng.choice((1, 4, 64)),
+                mutant=mutant,
+            )
+            .with_request_rate(rng)
+            .with_checkpoints(rng)
+        )
 
     def with_request_rate(self, rng: random.Random) -> SimOptions:
         """A request rate below the cluster's capacity, so queues stay bounded."""
         capacity = self.batch_values_max * UNITS_PER_TICK / (2 * self.delay_max)
         rate = round(rng.choice((0.1, 0.3, 0.6)) * capacity, 3)
         return replace(self, request_rate=max(0.05, min(rate, 3.0)))
+
+    def with_checkpoints(self, rng: random.Random) -> SimOptions:
+        """Small checkpoint intervals, so logs are cut and lagging nodes need transfers."""
+        return replace(
+            self,
+            checkpoint_every=rng.choice((0, 3, 6, 12, 24)),
+            log_hold=rng.choice((0, 0, 2, 8)),
+            crash_during_install=rng.choice((0.0, 0.1, 0.3)),
+            config_history_max=rng.choice((1024, 1024, 3)),
+        )
 
     def core_options(self) -> Options:
         return Options(
@@ -86,6 +104,7 @@ class SimOptions:
             catchup_timeout_ticks=self.lease_ticks // 4,
             batch_values_max=self.batch_values_max,
             catchup_values_max=16,
+            config_history_max=self.config_history_max,
             mutant=self.mutant,
         )
 

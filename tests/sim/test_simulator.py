@@ -34,6 +34,15 @@ def test_ci_seeds_pass_every_invariant() -> None:
     assert sum(result.chosen for result in results) > 10_000
     assert sum(result.faults["crash"] for result in results) > 100
     assert sum(result.faults["partition"] for result in results) > 50
+    # Checkpoints, truncation and transfers must really happen, or their coverage is gone.
+    counts = {name: sum(r.checkpoints[name] for r in results) for name in results[0].checkpoints}
+    assert counts["taken"] > 5_000, counts
+    assert counts["truncations"] > 5_000, counts
+    assert counts["needed"] > 1_000, counts
+    assert counts["installs"] > 500, counts
+    assert counts["install_crashes"] > 50, counts
+    assert counts["fetch_failures"] > 10, counts
+    assert sum(1 for r in results if r.checkpoints["installs"]) > 100, counts
 
 
 @pytest.mark.timeout(600)
