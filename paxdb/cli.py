@@ -55,6 +55,16 @@ def shell(ctx: click.Context) -> None:
 @click.option("--client", help="Client address HOST:PORT (default: peer port + 1000).")
 @click.option("--secret-file", help="File holding the cluster's shared secret.")
 @click.option("--tick-ms", type=int, help="Milliseconds per Paxos tick (default 10).")
+@click.option(
+    "--checkpoint-every",
+    type=int,
+    help="Take a checkpoint of a database after this many instances (default 20000).",
+)
+@click.option(
+    "--log-keep",
+    type=int,
+    help="Instances of Paxos log kept below the newest checkpoint (default 2000).",
+)
 @click.option("--config", "config_file", help="A TOML file with the same keys.")
 def serve(
     node_id: int | None,
@@ -64,6 +74,8 @@ def serve(
     client: str | None,
     secret_file: str | None,
     tick_ms: int | None,
+    checkpoint_every: int | None,
+    log_keep: int | None,
     config_file: str | None,
 ) -> None:
     """Run one node until SIGTERM or SIGINT."""
@@ -74,7 +86,16 @@ def serve(
 
     try:
         config = build_config(
-            node_id, data, listen, peers, client, secret_file, tick_ms, config_file
+            node_id,
+            data,
+            listen,
+            peers,
+            client,
+            secret_file,
+            tick_ms,
+            config_file,
+            checkpoint_every=checkpoint_every,
+            log_keep=log_keep,
         )
         configure_logging(config.node_id)
         run(config)

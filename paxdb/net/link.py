@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("paxdb.net.transport")  # One logger name for the whole transport.
 
 WRITE_BATCH_BYTES_MAX = 4 * 1024 * 1024  # At most this much is joined into one write.
+DOWN_FRAMES_MAX = 256  # Frames kept for a peer while its link is down (see enqueue).
 READ_CHUNK_BYTES = 256 * 1024  # One read from a socket.
 
 Address = tuple[str, int]
@@ -125,8 +126,14 @@ class PeerLink:
             transport.stats.writes += 1
             transport.stats.bytes_sent += len(frame)
             return True
+        # A peer that is down gets only a short backlog: Paxos treats a dropped message
+        # as lost, and a long one would replay stale rounds (and hold memory) when the
+        # peer returns; the learner's catch-up brings it up to date instead.
+        frames_max = transport.send_queue_frames_max
+        if not self.is_up:
+            frames_max = min(frames_max, DOWN_FRAMES_MAX)
         if (
-            len(self.queue) >= transport.send_queue_frames_max
+            len(self.queue) >= frames_max
             or self.queued_bytes + len(frame) > transport.send_queue_bytes_max
         ):
             transport.stats.frames_dropped += 1

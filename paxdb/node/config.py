@@ -28,6 +28,7 @@ from typing import Any
 
 from paxdb import limits
 from paxdb.errors import PaxdbError
+from paxdb.node.checkpoints import CheckpointPolicy
 from paxdb.paxos.options import Options
 
 FORMAT_VERSION = 1
@@ -35,7 +36,17 @@ CLIENT_PORT_OFFSET = 1000  # Default client port: peer port + 1000 (DESIGN.md).
 TICK_MS_MIN = 1
 TICK_MS_MAX = 1000
 SECRET_BYTES_MIN = 16
-CONFIG_KEYS = {"id", "data", "listen", "client", "peers", "secret_file", "tick_ms"}
+CONFIG_KEYS = {
+    "id",
+    "data",
+    "listen",
+    "client",
+    "peers",
+    "secret_file",
+    "tick_ms",
+    "checkpoint_every",
+    "log_keep",
+}
 _ADDRESS = re.compile(r"\A(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})\Z")
 
 Address = tuple[str, int]
@@ -90,6 +101,7 @@ class NodeConfig:
     secret: bytes | None = None
     tick_ms: int = limits.TICK_MS
     options: Options = field(default_factory=Options)
+    checkpoints: CheckpointPolicy = field(default_factory=CheckpointPolicy)
 
     @property
     def members(self) -> tuple[int, ...]:
@@ -122,6 +134,8 @@ def build_config(
     secret_file: str | None = None,
     tick_ms: int | None = None,
     config_file: str | None = None,
+    checkpoint_every: int | None = None,
+    log_keep: int | None = None,
 ) -> NodeConfig:
     """Flags override the config file; the result is fully validated."""
     values: dict[str, Any] = _read_config_file(config_file) if config_file else {}
@@ -133,6 +147,8 @@ def build_config(
         "client": client,
         "secret_file": secret_file,
         "tick_ms": tick_ms,
+        "checkpoint_every": checkpoint_every,
+        "log_keep": log_keep,
     }
     values.update({k: v for k, v in flags.items() if v is not None})
     for required in ("id", "data", "listen"):
@@ -165,7 +181,24 @@ def build_config(
         peers=members,
         secret=_read_secret(values.get("secret_file")),
         tick_ms=_tick_ms(values.get("tick_ms")),
+        checkpoints=CheckpointPolicy(
+            every=_count(values, "checkpoint_every", CheckpointPolicy.every, 1),
+            log_keep=_count(values, "log_keep", CheckpointPolicy.log_keep, 0),
+        ),
     )
+
+
+def _count(values: dict[str, Any], key: str, default: int, low: int) -> int:
+    value = values.get(key)
+    if value is None:
+        return default
+    try:
+        count = int(str(value))
+    except ValueError:
+        raise ConfigError(f"{key} {value!r} is not a whole number of instances") from None
+    if not low <= count <= 2**62:
+        raise ConfigError(f"{key} must be at least {low}, not {count}")
+    return count
 
 
 def _tick_ms(value: object) -> int:

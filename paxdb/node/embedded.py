@@ -24,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from paxdb.node.checkpoints import CheckpointPolicy
 from paxdb.node.config import (
     ConfigError,
     NodeConfig,
@@ -52,6 +53,8 @@ class Node:
         client: str | None = None,
         secret_file: str | None = None,
         tick_ms: int | None = None,
+        checkpoint_every: int | None = None,
+        log_keep: int | None = None,
     ) -> None:
         if listen is None:
             if peers:
@@ -64,9 +67,23 @@ class Node:
                 peers={id: ("127.0.0.1", 0)},
                 secret=os.urandom(16),  # No peer may join a one-node cluster.
                 tick_ms=tick_ms or 10,
+                checkpoints=CheckpointPolicy(
+                    every=checkpoint_every or CheckpointPolicy.every,
+                    log_keep=CheckpointPolicy.log_keep if log_keep is None else log_keep,
+                ),
             )
         else:
-            self.config = build_config(id, str(data), listen, peers, client, secret_file, tick_ms)
+            self.config = build_config(
+                id,
+                str(data),
+                listen,
+                peers,
+                client,
+                secret_file,
+                tick_ms,
+                checkpoint_every=checkpoint_every,
+                log_keep=log_keep,
+            )
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None

@@ -19,12 +19,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import shutil
 import struct
+import threading
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from paxdb.errors import CorruptionError, ReplicaHalted
+from paxdb.node.checkpoints import (
+    Checkpoint,
+    CheckpointStore,
+    fsync_directory,
+    fsync_file,
+    read_database_meta,
+)
 from paxdb.paxos.chain import CHAIN_START
 from paxdb.paxos.effects import CheckpointMeta, Completion, Outcome
 from paxdb.paxos.messages import LogEntry
@@ -66,22 +76,77 @@ class Group:
     name: str
     replica: Replica
     machine: StateMachine
+    directory: Path
+    checkpoints: CheckpointStore
+    newest_checkpoint: Checkpoint | None = None
     waiters: dict[Hashable, asyncio.Future[WriteOutcome]] = field(default_factory=dict)
     halted: str | None = None
     _results: dict[int, list[RequestResult | None]] = field(default_factory=dict)
     applied_event: asyncio.Event = field(default_factory=asyncio.Event)
+    # Held by whoever uses the read connection off the loop, and by a checkpoint install.
+    read_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @staticmethod
     def open(config: ReplicaConfig, store: LogStore, directory: Path) -> Group:
+        """Open the database, its checkpoints and the core. A database that is missing or
+        behind the newest checkpoint (its unsynced tail lost in a power cut after the
+        log was cut short) is first replaced by that checkpoint."""
         directory.mkdir(parents=True, exist_ok=True)
-        machine = StateMachine(str(directory / "db.sqlite"))
-        base = None
-        if machine.applied_instance == -1 and machine.chain != CHAIN_START:
+        database = directory / "db.sqlite"
+        checkpoints = CheckpointStore(directory / "checkpoints")
+        found = checkpoints.open()
+        newest = found[-1] if found else None
+        if newest is not None and _applied_instance(database) < newest.applied_instance:
+            logger.warning(
+                "group %s: the database is missing or behind checkpoint %s; installing it",
+                config.group,
+                newest.name,
+            )
+            install_file(newest.path, database)
+        machine = StateMachine(str(database))
+        base = newest.meta if newest is not None else None
+        if base is None and machine.applied_instance == -1 and machine.chain != CHAIN_START:
             # Seeded by `paxdb restore`: the chain starts from the seed's digest, so
             # replicas seeded differently disagree (and halt) at the first value.
             base = CheckpointMeta(0, machine.chain, config.members, -1, None, -1)
-        replica = Replica(config, store, applied_next=machine.applied_instance + 1, base=base)
-        return Group(config.group, replica, machine)
+        replica = Replica(
+            config,
+            store,
+            applied_next=machine.applied_instance + 1,
+            base=base,
+        )
+        return Group(config.group, replica, machine, directory, checkpoints, newest)
+
+    @property
+    def database_path(self) -> Path:
+        return self.directory / "db.sqlite"
+
+    def install(self, checkpoint: Checkpoint, staged: Path) -> bool:
+        """Make the staged copy of `checkpoint` this replica's database and move the core
+        to it, in this process. Returns False (and discards the copy) if the replica got
+        there by itself meanwhile. The old database stays whole until the rename."""
+        meta = checkpoint.meta
+        if self.halted is not None or meta.instance_next <= self.replica.instance:
+            staged.unlink(missing_ok=True)
+            return False
+        with self.read_lock:
+            self.machine.close()
+            install_file(staged, self.database_path, move=True)
+            self.machine = StateMachine(str(self.database_path))
+        if (self.machine.applied_instance, self.machine.chain) != (
+            meta.instance_next - 1,
+            meta.chain,
+        ):
+            raise CorruptionError(
+                f"group {self.name!r}: the installed checkpoint holds instance "
+                f"{self.machine.applied_instance}, chain {self.machine.chain:#010x}, not what "
+                f"its metadata says ({meta.instance_next - 1}, {meta.chain:#010x})"
+            )
+        self.replica.restore(meta)
+        self._results.clear()
+        self.applied_event.set()
+        self.applied_event = asyncio.Event()
+        return True
 
     @property
     def applied_instance(self) -> int:
@@ -174,3 +239,37 @@ class Group:
 
     def close(self) -> None:
         self.machine.close()
+
+
+def _has_no_log(store: LogStore, group: str) -> bool:
+    bounds = store.chosen_bounds(group)
+    return bounds.instance_next == 0 and store.load_acceptor(group) is None
+
+
+def _applied_instance(database: Path) -> int:
+    """The last instance a database file applied; -1 if it is missing or unreadable."""
+    if not database.exists():
+        return -1
+    try:
+        return read_database_meta(database)[0]
+    except Exception:  # noqa: BLE001 - any unreadable database is replaced by the checkpoint.
+        logger.exception("database %s is unreadable", database)
+        return -1
+
+
+def install_file(source: Path, database: Path, move: bool = False) -> None:
+    """Replace `database` by `source` atomically (copied, or moved when `move`).
+
+    The old database's -wal and -shm files go first: SQLite would otherwise replay the
+    old WAL into the new file. The caller has closed every connection to `database`,
+    which checkpointed that WAL into the old file, so removing it loses nothing.
+    """
+    staged = source
+    if not move:
+        staged = database.with_name(database.name + ".installing")
+        shutil.copyfile(source, staged)
+        fsync_file(staged)
+    for suffix in ("-wal", "-shm", "-journal"):
+        database.with_name(database.name + suffix).unlink(missing_ok=True)
+    os.replace(staged, database)
+    fsync_directory(database.parent)

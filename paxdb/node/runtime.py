@@ -28,6 +28,7 @@ from pathlib import Path
 
 from paxdb.errors import CorruptionError, OperationalError, ReplicaHalted, StorageError
 from paxdb.net.transport import Transport
+from paxdb.node.catchup import Checkpointer
 from paxdb.node.config import NodeConfig, format_address
 from paxdb.node.group import Group
 from paxdb.paxos.effects import Effects, Envelope, Record, Role
@@ -65,6 +66,12 @@ class NodeRuntime:
         self.client_address: tuple[str, int] | None = None  # Set once clients are served.
         self.started_at = time.time()
         self._seed = int.from_bytes(os.urandom(8), "big")
+        self.checkpointer = Checkpointer(
+            config.checkpoints,
+            self.store.truncate_below,
+            config.client_address_of,
+            self.schedule_flush,
+        )
         for name in sorted({DEFAULT_DATABASE, *self._existing_groups()}):
             self.group(name)
 
@@ -93,6 +100,7 @@ class NodeRuntime:
             self._ticker.cancel()
             await asyncio.gather(self._ticker, return_exceptions=True)
         await self.transport.stop()
+        await self.checkpointer.stop()
         if self.fatal is None:
             self._flush()
         for group in self.groups.values():
@@ -216,14 +224,11 @@ class NodeRuntime:
         group.complete(effects.completions)
         if effects.status is not None:
             self._log_status(group, effects)
-        if effects.need_checkpoint is not None:
-            logger.error(
-                "group %s is behind node %d's log, which no longer holds what it needs; "
-                "checkpoint transfer is not implemented yet: restore this node from a backup",
-                group.name,
-                effects.need_checkpoint,
-            )
         group.replica.advance(effects)
+        if effects.apply:
+            self.checkpointer.after_apply(group)
+        if effects.need_checkpoint is not None:
+            self.checkpointer.need_checkpoint(group, effects.need_checkpoint)
 
     def _log_status(self, group: Group, effects: Effects) -> None:
         status = effects.status

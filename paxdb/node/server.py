@@ -24,13 +24,18 @@ import itertools
 import logging
 import os
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from paxdb import errors
 from paxdb.client.protocol import (
+    BACKUP_CHUNK_BYTES,
     BackupReply,
     BackupRequest,
+    CheckpointReply,
+    CheckpointRequest,
     Consistency,
     ExecuteReply,
     ExecuteRequest,
@@ -134,7 +139,7 @@ class ClientServer:
             if request_id is None:
                 writer.close()
                 return
-            reply: ExecuteReply | StatusReply | BackupReply = error_reply(
+            reply: ServerReply = error_reply(
                 request_id, errors.InterfaceError(f"malformed request: {error}")
             )
         else:
@@ -142,10 +147,15 @@ class ClientServer:
         if not writer.is_closing():
             writer.write(encode(reply))
 
-    async def handle(self, message: object) -> ExecuteReply | StatusReply | BackupReply:
+    async def handle(self, message: object) -> ServerReply:
         self.requests_served += 1
         if isinstance(message, StatusRequest):
             return StatusReply(message.request_id, node_status(self.runtime))
+        if isinstance(message, CheckpointRequest):
+            try:
+                return await self._checkpoint_chunk(message)
+            except errors.DatabaseError as error:
+                return error_reply(message.request_id, error)
         if isinstance(message, BackupRequest):
             try:
                 return await self.backups.handle(message, self.runtime.group_path(message.database))
@@ -164,6 +174,33 @@ class ClientServer:
                     f"database {message.database!r} is halted on this node: {error}"
                 ),
             )
+
+    async def _checkpoint_chunk(self, request: CheckpointRequest) -> CheckpointReply:
+        """A chunk of one of this replica's checkpoints, for a peer catching up."""
+        group = self.runtime.groups.get(request.database)
+        if group is None:
+            raise errors.OperationalError(f"no database {request.database!r} on this node")
+        checkpoint = (
+            group.checkpoints.find(request.name) if request.name else group.checkpoints.newest()
+        )
+        if checkpoint is None:
+            raise errors.OperationalError(
+                f"checkpoint {request.name or '(newest)'} of {request.database!r} is not on "
+                "this node (pruned or never taken); ask again for the newest"
+            )
+        if not 0 <= request.offset <= checkpoint.size:
+            raise errors.ProgrammingError(f"offset {request.offset} is outside the checkpoint")
+        data = await asyncio.get_running_loop().run_in_executor(
+            None, _read_chunk, checkpoint.path, request.offset
+        )
+        return CheckpointReply(
+            request.request_id,
+            checkpoint.name,
+            request.offset,
+            data,
+            zlib.crc32(data),
+            checkpoint.to_json(),
+        )
 
     def _master_of(self, database: str) -> str | None:
         group = self.runtime.groups.get(database)
@@ -267,6 +304,19 @@ class ClientServer:
         return ExecuteReply(request.request_id, results, instance=applied)
 
 
+ServerReply = ExecuteReply | StatusReply | BackupReply | CheckpointReply
+
+
+def _read_chunk(path: Path, offset: int) -> bytes:
+    """A chunk of a checkpoint file; empty if it was pruned meanwhile (the peer retries)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            return handle.read(BACKUP_CHUNK_BYTES)
+    except FileNotFoundError:
+        return b""
+
+
 class _Expired(Exception):
     """A write's waiter ran out of time (internal to `_propose`)."""
 
@@ -278,4 +328,5 @@ def _expire(future: asyncio.Future[WriteOutcome]) -> None:
 
 def _run_queries(group: Group, request: ExecuteRequest) -> tuple[StatementResult, ...]:
     """On the read thread: every statement of a read request, in order."""
-    return tuple(group.machine.query(s.sql, s.params) for s in request.statements)
+    with group.read_lock:  # A checkpoint install swaps the database under this lock.
+        return tuple(group.machine.query(s.sql, s.params) for s in request.statements)

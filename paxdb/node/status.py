@@ -26,6 +26,14 @@ def node_status(runtime: NodeRuntime) -> dict[str, Any]:
             "lease_ticks_left": status.lease_ticks_left,
             "members": list(status.members),
             "halted": group.halted,
+            "log_first": runtime.store.chosen_bounds(name).instance_min,
+            "checkpoint": (
+                group.newest_checkpoint.applied_instance
+                if group.newest_checkpoint is not None
+                else None
+            ),
+            "checkpoints_taken": runtime.checkpointer.taken,
+            "checkpoints_installed": runtime.checkpointer.installed,
         }
     peers = {
         str(node_id): {

@@ -32,9 +32,15 @@ def free_peer_ports(count: int) -> list[int]:
 
 class ProcessCluster:
     def __init__(
-        self, directory: Path, size: int = 3, secret: bool = True, tick_ms: int = 10
+        self,
+        directory: Path,
+        size: int = 3,
+        secret: bool = True,
+        tick_ms: int = 10,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.directory = directory
+        self.extra_args = extra_args
         self.size = size
         self.tick_ms = tick_ms
         self.ports = dict(zip(range(1, size + 1), free_peer_ports(size), strict=True))
@@ -81,7 +87,7 @@ class ProcessCluster:
         ]
         if self.secret_file is not None:
             command += ["--secret-file", str(self.secret_file)]
-        return command
+        return command + list(self.extra_args)
 
     def start(self, node_id: int | None = None) -> None:
         for node in [node_id] if node_id is not None else list(self.ports):

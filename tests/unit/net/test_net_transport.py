@@ -16,7 +16,7 @@ import pytest
 from paxdb.ids import Ballot
 from paxdb.net import Transport
 from paxdb.net.handshake import DialerHandshake
-from paxdb.net.link import FrameReader
+from paxdb.net.link import DOWN_FRAMES_MAX, FrameReader
 from paxdb.net.transport import UNAUTHENTICATED_WARNING
 from paxdb.paxos.effects import Envelope
 from paxdb.paxos.messages import Accept, Accepted, Prepare
@@ -292,6 +292,22 @@ def test_send_queue_overflow_drops_and_counts() -> None:
             assert a.transport.queued_frames(2) == 10
             assert not a.send(7, 0)  # Unknown node: dropped too.
             assert a.transport.stats.frames_dropped == 16
+        finally:
+            await stop_all([a])
+
+    run(scenario)
+
+
+@pytest.mark.timeout(30)
+def test_a_peer_that_is_down_gets_only_a_short_backlog() -> None:
+    async def scenario() -> None:
+        a = Node(1)
+        await a.transport.start()
+        a.transport.set_peers({2: ("127.0.0.1", 9)})  # Never up.
+        try:
+            results = [a.send(2, instance) for instance in range(DOWN_FRAMES_MAX + 50)]
+            assert results.count(True) == DOWN_FRAMES_MAX
+            assert a.transport.queued_frames(2) == DOWN_FRAMES_MAX
         finally:
             await stop_all([a])
 
