@@ -61,6 +61,11 @@ def shell(ctx: click.Context) -> None:
     help="Take a checkpoint of a database after this many instances (default 20000).",
 )
 @click.option(
+    "--checkpoint-log-mb",
+    type=int,
+    help="... or after this many megabytes of values, whichever first (default 64).",
+)
+@click.option(
     "--log-keep",
     type=int,
     help="Instances of Paxos log kept below the newest checkpoint (default 2000).",
@@ -75,6 +80,7 @@ def serve(
     secret_file: str | None,
     tick_ms: int | None,
     checkpoint_every: int | None,
+    checkpoint_log_mb: int | None,
     log_keep: int | None,
     config_file: str | None,
 ) -> None:
@@ -96,6 +102,7 @@ def serve(
             config_file,
             checkpoint_every=checkpoint_every,
             log_keep=log_keep,
+            checkpoint_log_mb=checkpoint_log_mb,
         )
         configure_logging(config.node_id)
         run(config)
@@ -236,6 +243,12 @@ def _addresses(url: str) -> list[tuple[str, int]]:
     help="Share of reads in the mixed workload.",
 )
 @click.option(
+    "--dir",
+    "directory",
+    help="With --local: keep the cluster's data here (default: a temporary directory, "
+    "removed afterwards).",
+)
+@click.option(
     "--embedded",
     is_flag=True,
     help="With --local: run node 1 inside the bench process, make it master, and run "
@@ -243,7 +256,12 @@ def _addresses(url: str) -> list[tuple[str, int]]:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def bench(
-    url: str | None, local_nodes: int | None, embedded: bool, as_json: bool, **settings: Any
+    url: str | None,
+    local_nodes: int | None,
+    directory: str | None,
+    embedded: bool,
+    as_json: bool,
+    **settings: Any,
 ) -> None:
     """Load a cluster and report throughput, latency percentiles and errors."""
     from paxdb.bench.load import BenchOptions, run
@@ -251,20 +269,22 @@ def bench(
 
     if (url is None) == (local_nodes is None):
         raise click.UsageError("give a URL, or --local N to start a local cluster")
+    if directory is not None and local_nodes is None:
+        raise click.UsageError("--dir goes with --local N")
     if embedded and local_nodes is None:
         raise click.UsageError("--embedded needs --local N: the master must run in this process")
     progress = None if as_json else (lambda line: click.echo(line, err=True))
     if embedded:
         from paxdb.bench.embedded import run_embedded
 
-        with demo_directory(None) as path:
+        with demo_directory(directory) as path:
             report = run_embedded(
                 BenchOptions(url="", **settings), local_nodes or 3, path, progress
             )
     elif url is not None:
         report = run(BenchOptions(url=url, **settings), progress)
     else:
-        with demo_directory(None) as path:
+        with demo_directory(directory) as path:
             cluster = DemoCluster(path, local_nodes or 3)
             try:
                 cluster.start()

@@ -55,8 +55,15 @@ class DemoCluster:
     """Nodes 1..N on loopback as child processes; `external` ids are left to the caller
     (`paxdb bench --embedded` runs node 1 inside its own process)."""
 
-    def __init__(self, directory: Path, nodes: int, external: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        nodes: int,
+        external: tuple[int, ...] = (),
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.directory = directory
+        self.extra_args = extra_args  # More `paxdb serve` flags for every child node.
         self.ports = dict(zip(range(1, nodes + 1), pick_ports(nodes), strict=True))
         self.external = external
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
@@ -97,6 +104,7 @@ class DemoCluster:
                 self.peers,
                 "--secret-file",
                 str(self.secret),
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -2,7 +2,8 @@
 
 Theory of operation, per group:
 - After each apply the runtime calls `after_apply`. When the database applied
-  `checkpoint_every` instances past its newest checkpoint, a checkpoint is taken off
+  `checkpoint_every` instances, or `checkpoint_log_mb` megabytes of values, past its
+  newest checkpoint, a checkpoint is taken off
   the loop (checkpoints.snapshot_copy), its metadata asked from the core for the
   instance the copy holds (`Replica.checkpoint_meta`), committed, old ones pruned, and
   the Paxos log cut below `instance_next - log_keep`.
@@ -235,7 +236,8 @@ class Checkpointer:
             return
         newest = group.newest_checkpoint
         since = group.applied_instance + 1 - (newest.meta.instance_next if newest else 0)
-        if since >= self.policy.every:
+        log_bytes = group.applied_bytes - group.checkpoint_bytes_mark
+        if since >= self.policy.every or log_bytes >= self.policy.log_mb * 1_000_000:
             self._spawn(group, self._take(group))
 
     def need_checkpoint(self, group: Group, peer: int) -> None:
@@ -258,6 +260,7 @@ class Checkpointer:
     async def _take(self, group: Group) -> None:
         loop = asyncio.get_running_loop()
         scratch = group.checkpoints.scratch_path()
+        mark = group.applied_bytes
         try:
             applied, chain = await loop.run_in_executor(
                 None, snapshot_copy, group.database_path, scratch
@@ -278,6 +281,7 @@ class Checkpointer:
             scratch.unlink(missing_ok=True)
             return
         group.newest_checkpoint = checkpoint
+        group.checkpoint_bytes_mark = mark
         self.taken += 1
         logger.info("group %s: checkpoint at instance %d", group.name, applied)
         self._cut_log(group, checkpoint)
@@ -306,6 +310,7 @@ class Checkpointer:
             await loop.run_in_executor(None, _copy_synced, checkpoint.path, staged)
             if group.install(checkpoint, staged):
                 group.newest_checkpoint = checkpoint
+                group.checkpoint_bytes_mark = group.applied_bytes
                 self.installed += 1
                 logger.info(
                     "group %s: installed node %d's checkpoint at instance %d (%d bytes)",

@@ -50,12 +50,13 @@ INSTANCE_MAX = 2**63 - 1
 
 @dataclass(frozen=True)
 class CheckpointPolicy:
-    every: int = 20_000  # Instances applied past the newest checkpoint before the next.
+    every: int = 20_000  # Instances applied past the newest checkpoint before the next,
+    log_mb: int = 64  # or megabytes of values applied, whichever comes first.
     log_keep: int = 2_000  # Instances of log kept below the newest checkpoint.
     kept: int = 2  # Checkpoints kept per database.
 
     def __post_init__(self) -> None:
-        assert self.every >= 1 and self.log_keep >= 0 and self.kept >= 1
+        assert self.every >= 1 and self.log_mb >= 1 and self.log_keep >= 0 and self.kept >= 1
 
 
 class CheckpointFormatError(ValueError):

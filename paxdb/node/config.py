@@ -45,6 +45,7 @@ CONFIG_KEYS = {
     "secret_file",
     "tick_ms",
     "checkpoint_every",
+    "checkpoint_log_mb",
     "log_keep",
 }
 _ADDRESS = re.compile(r"\A(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})\Z")
@@ -136,6 +137,7 @@ def build_config(
     config_file: str | None = None,
     checkpoint_every: int | None = None,
     log_keep: int | None = None,
+    checkpoint_log_mb: int | None = None,
 ) -> NodeConfig:
     """Flags override the config file; the result is fully validated."""
     values: dict[str, Any] = _read_config_file(config_file) if config_file else {}
@@ -148,6 +150,7 @@ def build_config(
         "secret_file": secret_file,
         "tick_ms": tick_ms,
         "checkpoint_every": checkpoint_every,
+        "checkpoint_log_mb": checkpoint_log_mb,
         "log_keep": log_keep,
     }
     values.update({k: v for k, v in flags.items() if v is not None})
@@ -183,6 +186,7 @@ def build_config(
         tick_ms=_tick_ms(values.get("tick_ms")),
         checkpoints=CheckpointPolicy(
             every=_count(values, "checkpoint_every", CheckpointPolicy.every, 1),
+            log_mb=_count(values, "checkpoint_log_mb", CheckpointPolicy.log_mb, 1),
             log_keep=_count(values, "log_keep", CheckpointPolicy.log_keep, 0),
         ),
     )

@@ -85,6 +85,8 @@ class Group:
     applied_event: asyncio.Event = field(default_factory=asyncio.Event)
     # Held by whoever uses the read connection off the loop, and by a checkpoint install.
     read_lock: threading.Lock = field(default_factory=threading.Lock)
+    applied_bytes: int = 0  # Bytes of values applied since this process started.
+    checkpoint_bytes_mark: int = 0  # `applied_bytes` when the newest checkpoint began.
 
     @staticmethod
     def open(config: ReplicaConfig, store: LogStore, directory: Path) -> Group:
@@ -168,6 +170,7 @@ class Group:
 
     def apply(self, entries: tuple[LogEntry, ...]) -> None:
         for entry in entries:
+            self.applied_bytes += len(entry.value.payload)
             if entry.value.kind is ValueKind.SQL_BATCH:
                 self._results[entry.instance] = self._apply_batch(entry)
             else:
