@@ -275,12 +275,15 @@ def bench(
         raise click.UsageError("--embedded needs --local N: the master must run in this process")
     progress = None if as_json else (lambda line: click.echo(line, err=True))
     if embedded:
-        from paxdb.bench.embedded import run_embedded
+        from paxdb.bench.embedded import BenchError, run_embedded
 
         with demo_directory(directory) as path:
-            report = run_embedded(
-                BenchOptions(url="", **settings), local_nodes or 3, path, progress
-            )
+            try:
+                report = run_embedded(
+                    BenchOptions(url="", **settings), local_nodes or 3, path, progress
+                )
+            except BenchError as error:
+                raise click.ClickException(str(error)) from None
     elif url is not None:
         report = run(BenchOptions(url=url, **settings), progress)
     else:

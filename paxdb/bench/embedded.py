@@ -68,9 +68,16 @@ def _make_node_master(node: Node, cluster: DemoCluster) -> None:
         if master == 1 and node.is_master():
             return
         if master is not None and master != 1:
-            cluster.restart_node(master)  # Its lease runs out; node 1 may win next time.
+            # A restarted node waits one lease before it campaigns: with every other node
+            # restarted, node 1 is the only candidate once the master's lease runs out.
+            for other in [n for n in cluster.ports if n != 1]:
+                cluster.restart_node(other)
             time.sleep(0.5)
-    raise RuntimeError(f"node 1 did not become master in {MASTER_ATTEMPTS_MAX} elections")
+    raise BenchError(f"node 1 did not become master in {MASTER_ATTEMPTS_MAX} elections")
+
+
+class BenchError(Exception):
+    """The embedded bench could not set up its cluster; one line for the user."""
 
 
 async def _load(
