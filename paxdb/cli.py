@@ -273,6 +273,10 @@ def bench(
         raise click.UsageError("--dir goes with --local N")
     if embedded and local_nodes is None:
         raise click.UsageError("--embedded needs --local N: the master must run in this process")
+    if embedded and settings["databases"] != 1:
+        raise click.UsageError(
+            "--embedded runs one database: its master must be the node in this process"
+        )
     progress = None if as_json else (lambda line: click.echo(line, err=True))
     if embedded:
         from paxdb.bench.embedded import BenchError, run_embedded

@@ -67,10 +67,13 @@ def test_embedded_bench_runs_its_writers_inside_the_master() -> None:
     assert report["options"]["clients"] == 4
 
 
-def test_embedded_bench_needs_a_local_cluster() -> None:
+def test_embedded_bench_needs_a_local_cluster_and_one_database() -> None:
     result = bench("paxdb://127.0.0.1:1/main", "--embedded", "--duration", "1")
     assert result.returncode == 2
     assert "--embedded needs --local N" in result.stderr
+    result = bench("--local", "3", "--embedded", "--databases", "2", "--duration", "1")
+    assert result.returncode == 2
+    assert "--embedded runs one database" in result.stderr
 
 
 def test_bench_needs_a_url_or_a_local_cluster() -> None:
