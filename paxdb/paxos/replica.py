@@ -632,13 +632,18 @@ class Replica:
         self._send_to(target, reply)
 
     def _on_catchup_reply(self, source: int, reply: CatchupReply) -> None:
-        self.catchup.answered(source)
+        """Learn what the reply holds. Only a reply that taught us something (or says
+        there is nothing more) settles the outstanding request and asks for more: a
+        duplicated or late reply must not, or every duplicate would fork another chain
+        of requests, and a node far behind would flood the network."""
         if reply.instance_min > self.instance and (
             not reply.entries or reply.entries[0].instance > self.instance
         ):
+            self.catchup.answered(source)
             self.stats.bump("need_checkpoint")
             self._need_checkpoint = source
             return
+        before = self.instance
         for entry in reply.entries:
             if entry.instance < self.instance:
                 continue
@@ -646,6 +651,10 @@ class Replica:
                 self.stats.bump("drop_catchup_gap")
                 break
             self._learn(entry, None)
+        if self.instance == before and reply.instance_next > self.instance:
+            self.stats.bump("catchup_reply_stale")
+            return
+        self.catchup.answered(source)
         if reply.instance_next > self.instance:
             self._request_catchup(source)
 

@@ -332,3 +332,28 @@ def test_a_restored_replica_keeps_its_promise_across_a_restart() -> None:
     restarted = type(replica)(config, store, applied_next=ahead.instance_next, base=ahead)
     assert restarted.instance == ahead.instance_next
     assert restarted.acceptor.promised == promised
+
+
+def test_a_duplicated_catchup_reply_does_not_fork_another_chain_of_requests() -> None:
+    """Each reply that teaches something asks for the next chunk; a duplicate of it must
+    not ask again, or every duplicate would double the requests of a node far behind."""
+    cluster = elected(catchup_values_max=2)
+    cluster.deliver_all()
+    cluster.isolated = {3}
+    for index in range(8):
+        cluster.propose(1, b"d%d" % index, index)
+        cluster.deliver_all()
+    cluster.isolated = set()
+    replica = cluster.replica(3)
+    for _ in range(FAST.catchup_probe_ticks):
+        cluster.tick(3)
+        if any(isinstance(e.message, CatchupRequest) for e in cluster.pending):
+            break
+    cluster.deliver_one(CatchupRequest, 3)
+    reply = cluster.take(CatchupReply, target=3)
+    cluster.pending.clear()
+    cluster.deliver(reply)
+    assert len([e for e in cluster.pending if isinstance(e.message, CatchupRequest)]) == 1
+    cluster.deliver(reply)  # The network duplicated it.
+    assert len([e for e in cluster.pending if isinstance(e.message, CatchupRequest)]) == 1
+    assert replica.stats["catchup_reply_stale"] == 1
