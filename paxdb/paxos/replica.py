@@ -900,8 +900,10 @@ class Replica:
         return tuple(self._apply)
 
     def _status_key(self) -> tuple[object, ...]:
-        status = self.status()
-        return (status.role, status.master, status.members)
+        """(role, master, members) of `status()`, without building it: `has_work` asks
+        on every turn of the runtime's loop."""
+        master = self.master.master if self.master.believes_in_master(self.now) else None
+        return (self.role, master, self.membership.members)
 
     def _take_status(self) -> Status | None:
         key = self._status_key()
