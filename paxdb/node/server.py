@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import os
@@ -279,6 +280,10 @@ class ClientServer:
         reply = await self.forwarder.forward(
             (host.strip("[]"), int(port)), request, WRITE_TIMEOUT_S + 1
         )
+        if reply.master is None:
+            # Name the master, so the driver sends its next writes there directly
+            # instead of through this node (a relay costs a hop and this node's CPU).
+            reply = dataclasses.replace(reply, master=address)
         return reply
 
     async def _read(self, group: Group, request: ExecuteRequest) -> ExecuteReply:

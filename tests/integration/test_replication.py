@@ -126,3 +126,16 @@ def test_reads_follow_the_consistency_levels(cluster: ProcessCluster) -> None:
         result = cluster.client([follower]).execute("SELECT v FROM k", consistency=level)
         assert result.results[0].rows == ((42,),)
         assert result.instance >= reply.instance
+
+
+def test_a_relayed_write_names_the_master_so_the_driver_goes_there(
+    cluster: ProcessCluster,
+) -> None:
+    master = cluster.master()
+    follower = next(n for n in (1, 2, 3) if n != master)
+    client = cluster.client([follower])
+    client.execute("CREATE TABLE r(x)", write=True)
+    reply = client.execute("INSERT INTO r VALUES (1)", write=True)
+    assert reply.error is None
+    host, port = cluster.client_address(master)
+    assert reply.master == f"{host}:{port}"
