@@ -11,8 +11,10 @@ and the message's own fields under short keys:
     accd  Accepted        b, i
     rej   Reject          b, i, p (promised)
     chos  Chosen          b, i, c (chain)
-    creq  CatchupRequest  i
-    crep  CatchupReply    lo (instance_min), nx (instance_next), e (entries)
+    creq  CatchupRequest  i, n (nonce; optional, 0 when absent)
+    crep  CatchupReply    lo (instance_min), nx (instance_next), e (entries),
+                          vi (vote_instance, -1..), pr (promised ballot), f (fenced),
+                          n (nonce); vi, pr, f and n are optional (older peers omit them)
 
 A ballot is [number, node_id], a value [kind, payload bytes], a log entry
 [instance, kind, payload, chain]. The client protocol reuses `encode_frame` and
@@ -45,9 +47,10 @@ from typing import Any
 import msgpack  # type: ignore[import-untyped]
 
 from paxdb.errors import RemoteProtocolError, UsageError
-from paxdb.ids import Ballot
+from paxdb.ids import BALLOT_ZERO, Ballot
 from paxdb.limits import CATCHUP_VALUES_MAX, FRAME_BYTES_MAX, NODE_ID_MAX
 from paxdb.paxos.effects import Envelope
+from paxdb.paxos.fence import NONCE_MAX as FENCE_NONCE_MAX
 from paxdb.paxos.messages import (
     Accept,
     Accepted,
@@ -71,6 +74,8 @@ INSTANCE_MAX = 2**63 - 1  # Instances and ballot numbers fit a signed 64-bit SQL
 BALLOT_NUMBER_MAX = 2**63 - 1
 CHAIN_MAX = 2**32 - 1  # A chain value is a CRC32.
 LOG_ENTRIES_MAX = CATCHUP_VALUES_MAX  # Entries in one CatchupReply.
+NONCE_MAX = 2**63 - 1  # A fence probe's nonce (the core draws them below this).
+assert FENCE_NONCE_MAX <= NONCE_MAX
 _DESCRIBE_CHARS_MAX = 40  # How much of a bad field an error message quotes.
 
 _HEADER = struct.Struct(">I")
@@ -370,6 +375,8 @@ def _encode_chosen(m: Chosen, out: dict[str, Any]) -> None:
 
 def _encode_catchup_request(m: CatchupRequest, out: dict[str, Any]) -> None:
     out["i"] = m.instance
+    if m.nonce:
+        out["n"] = m.nonce
 
 
 def _encode_catchup_reply(m: CatchupReply, out: dict[str, Any]) -> None:
@@ -377,6 +384,10 @@ def _encode_catchup_reply(m: CatchupReply, out: dict[str, Any]) -> None:
     out["lo"] = m.instance_min
     out["nx"] = m.instance_next
     out["e"] = [[e.instance, int(e.value.kind), e.value.payload, e.chain] for e in m.entries]
+    out["vi"] = m.vote_instance
+    out["pr"] = [m.promised.number, m.promised.node_id]
+    out["f"] = m.fenced
+    out["n"] = m.nonce
 
 
 def _decode_prepare(f: dict[str, Any]) -> Prepare:
@@ -418,17 +429,28 @@ def _decode_chosen(f: dict[str, Any]) -> Chosen:
 
 
 def _decode_catchup_request(f: dict[str, Any]) -> CatchupRequest:
-    return CatchupRequest(_uint(f["i"], INSTANCE_MAX, "i"))
+    return CatchupRequest(_uint(f["i"], INSTANCE_MAX, "i"), _uint(f.get("n", 0), NONCE_MAX, "n"))
 
 
 def _decode_catchup_reply(f: dict[str, Any]) -> CatchupReply:
     entries = f["e"]
     if type(entries) is not list or len(entries) > LOG_ENTRIES_MAX:
         raise _fail("e", entries, f"a list of at most {LOG_ENTRIES_MAX} log entries")
+    vote_instance = f.get("vi", -1)
+    if type(vote_instance) is not int or not -1 <= vote_instance <= INSTANCE_MAX:
+        raise _fail("vi", vote_instance, f"an int in [-1, {INSTANCE_MAX}]")
+    fenced = f.get("f", False)
+    if type(fenced) is not bool:
+        raise _fail("f", fenced, "a bool")
+    promised = f.get("pr")
     return CatchupReply(
         _uint(f["lo"], INSTANCE_MAX, "lo"),
         _uint(f["nx"], INSTANCE_MAX, "nx"),
         tuple(_log_entry(entry, f"e[{n}]") for n, entry in enumerate(entries)),
+        vote_instance,
+        BALLOT_ZERO if promised is None else _ballot(promised, "pr"),
+        fenced,
+        _uint(f.get("n", 0), NONCE_MAX, "n"),
     )
 
 

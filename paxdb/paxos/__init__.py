@@ -23,6 +23,18 @@ drives it like this, in a loop, exactly as etcd's raft `doc.go` prescribes:
 3. Call `replica.advance(effects)`. Never feed input between `effects()` and
    `advance()`, and never call `effects()` twice without `advance()`.
 
+Checkpoints. To checkpoint, the runtime copies its state machine at some applied
+instance i and asks `checkpoint_meta(i + 1)` for the metadata to store with the copy
+(None: try later). It starts a replica from its newest checkpoint (`base=`) plus its log
+tail, and may cut the log below that checkpoint. After installing a peer's checkpoint
+(step e) it calls `restore(meta)`.
+
+Rejoining. A node whose data directory was created empty may have voted under the same
+node id before it lost its disk: the runtime passes `rejoining=True` on every start of
+such a directory (fence.py says why, and why passing it always is safe), and seeds each
+start differently. The replica then stays `fenced` (it votes for nothing and never
+campaigns, but learns) until its old votes and promises cannot matter.
+
 Messages may be lost, duplicated, delayed and reordered. Safety never depends on the
 transport; liveness needs a majority that can talk and clocks of bounded drift.
 """

@@ -36,6 +36,10 @@ class AcceptorState:
     instance: int = 0
     accepted_ballot: Ballot | None = None
     accepted_value: Value | None = None
+    # The instance of the newest acceptor record holding a promise (-1: it never promised
+    # anything): every promise and vote was given at or below it. Reported to rejoining
+    # peers (fence.py).
+    vote_instance: int = -1
 
     def check(self) -> None:
         assert (self.accepted_ballot is None) == (self.accepted_value is None)
@@ -43,6 +47,10 @@ class AcceptorState:
             assert self.accepted_ballot <= self.promised
 
     def record(self) -> AcceptorRecord:
+        """The state to persist; once it holds a promise, `vote_instance` covers it."""
+        assert self.vote_instance <= self.instance, "an acceptor never goes back"
+        if self.promised > BALLOT_ZERO:
+            self.vote_instance = self.instance
         return AcceptorRecord(
             self.promised, self.instance, self.accepted_ballot, self.accepted_value
         )
@@ -52,7 +60,8 @@ class AcceptorState:
         """Rebuild from disk; a vote for an instance already chosen is dropped."""
         if record is None:
             return AcceptorState(instance=instance_next)
-        state = AcceptorState(record.promised, instance_next)
+        vote_instance = record.instance if record.promised > BALLOT_ZERO else -1
+        state = AcceptorState(record.promised, instance_next, vote_instance=vote_instance)
         if record.instance == instance_next:
             state.accepted_ballot = record.accepted_ballot
             state.accepted_value = record.accepted_value

@@ -69,10 +69,15 @@ def message(m: Message) -> str:
     if isinstance(m, Chosen):
         return f"Chosen b={m.ballot} i={m.instance} chain={m.chain:08x}"
     if isinstance(m, CatchupRequest):
-        return f"CatchupRequest i={m.instance}"
+        nonce = f" nonce={m.nonce}" if m.nonce else ""
+        return f"CatchupRequest i={m.instance}{nonce}"
     assert isinstance(m, CatchupReply)
     span = f"{m.entries[0].instance}..{m.entries[-1].instance}" if m.entries else "none"
-    return f"CatchupReply min={m.instance_min} next={m.instance_next} entries={span}"
+    fence = f" fenced nonce={m.nonce}" if m.fenced else f" nonce={m.nonce}" if m.nonce else ""
+    return (
+        f"CatchupReply min={m.instance_min} next={m.instance_next} entries={span} "
+        f"vote={m.vote_instance} promised={m.promised}{fence}"
+    )
 
 
 def envelope(e: Envelope) -> str:

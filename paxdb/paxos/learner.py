@@ -17,6 +17,9 @@ every notice still catches up. At most one catch-up request is outstanding; it i
 re-sent to the next peer after `catchup_timeout_ticks`. A peer whose log no longer
 holds the instance we need (it was truncated behind a checkpoint) answers with its
 `instance_min`, and the learner asks the runtime for that peer's checkpoint.
+
+A fenced replica (fence.py) probes every other member instead of one, with a nonce,
+and learns from the answers like from any other catch-up reply.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from paxdb.errors import CorruptionError
+from paxdb.paxos.acceptor import AcceptorState
 from paxdb.paxos.chain import chain_next
 from paxdb.paxos.logview import LogReader
 from paxdb.paxos.messages import CatchupReply, LogEntry
@@ -41,17 +45,34 @@ def verify_entry(group: str, chain_previous: int, entry: LogEntry) -> None:
 
 
 def build_reply(
-    log: LogReader, group: str, instance: int, values_max: int, bytes_max: int
+    log: LogReader,
+    group: str,
+    instance: int,
+    values_max: int,
+    bytes_max: int,
+    acceptor: AcceptorState,
+    fenced: bool,
+    nonce: int,
 ) -> CatchupReply:
-    """Chosen values from `instance` on, bounded, with this log's bounds."""
+    """Chosen values from `instance` on, bounded, with this log's bounds, and what a
+    rejoining peer's fence needs to know about our acceptor (fence.py)."""
     assert instance >= 0
+    assert nonce >= 0
     bounds = log.chosen_bounds(group)
     entries: list[LogEntry] = []
     if bounds.instance_min <= instance < bounds.instance_next:
         high = min(bounds.instance_next, instance + values_max)
         entries = log.chosen_range(group, instance, high, bytes_max)
         assert entries and entries[0].instance == instance
-    return CatchupReply(bounds.instance_min, bounds.instance_next, tuple(entries))
+    return CatchupReply(
+        bounds.instance_min,
+        bounds.instance_next,
+        tuple(entries),
+        acceptor.vote_instance,
+        acceptor.promised,
+        fenced,
+        nonce,
+    )
 
 
 @dataclass(slots=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from paxdb.ids import Ballot
+from paxdb.ids import BALLOT_ZERO, Ballot
 from paxdb.paxos.values import Value
 
 
@@ -82,9 +82,14 @@ class Chosen:
 
 @dataclass(frozen=True, slots=True)
 class CatchupRequest:
-    """Send me chosen values from `instance` on."""
+    """Send me chosen values from `instance` on.
+
+    A nonzero `nonce` makes it a fence probe of a rejoining replica (fence.py): the
+    peer answers even when it holds nothing from `instance` on, and echoes the nonce.
+    """
 
     instance: int
+    nonce: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +109,21 @@ class CatchupReply:
     has it. `instance_min` is the first instance the sender still holds (below it the log
     was truncated behind a checkpoint); `instance_next` is the first instance the sender
     has not learned.
+
+    What a rejoining replica's fence needs (fence.py): `vote_instance` is the instance of
+    the sender's newest acceptor record (at least every instance where it promised or
+    accepted anything; -1 if it never wrote one), `promised` its promised ballot,
+    `fenced` whether it is itself still fenced, and `nonce` the nonce of the request it
+    answers (0 if none).
     """
 
     instance_min: int
     instance_next: int
     entries: tuple[LogEntry, ...]
+    vote_instance: int = -1
+    promised: Ballot = BALLOT_ZERO
+    fenced: bool = False
+    nonce: int = 0
 
 
 Message = Prepare | Promise | Accept | Accepted | Reject | Chosen | CatchupRequest | CatchupReply

@@ -42,6 +42,7 @@ from paxdb.paxos.effects import (
     Role,
     Status,
 )
+from paxdb.paxos.fence import NONCE_MAX, Fence
 from paxdb.paxos.history import ConfigEntry, ConfigHistory
 from paxdb.paxos.learner import CatchupState, build_reply, verify_entry
 from paxdb.paxos.logview import LogReader
@@ -108,7 +109,13 @@ class Replica:
         log: LogReader,
         applied_next: int = 0,
         base: CheckpointMeta | None = None,
+        rejoining: bool = False,
     ) -> None:
+        """`rejoining`: this node's data directory was created empty, so it may have
+        forgotten promises and votes of an earlier life under the same node id; the
+        replica stays fenced until that cannot matter (fence.py). Pass it on every start
+        of such a directory: once the fence lifted, the acceptor record on disk says so
+        and the flag is ignored."""
         self.config = config
         self.node_id = config.node_id
         self.group = config.group
@@ -133,6 +140,14 @@ class Replica:
         self._need_checkpoint: int | None = None
         self._effects_out = False
         self._last_status: tuple[object, ...] | None = None
+        self.fence: Fence | None = None  # While fenced (fence.py).
+        self.shy: Fence | None = None  # After a bootstrap lift, until a majority is in.
+        record = log.load_acceptor(self.group)
+        if rejoining and self.options.mutant != "rejoin-without-fence":
+            if record is None:  # Only a lift writes a record while rejoining.
+                self.fence = Fence(1 + self.jitter.below(NONCE_MAX))
+            elif record.promised == BALLOT_ZERO:  # Lifted by bootstrap, no promise yet.
+                self.shy = Fence(1 + self.jitter.below(NONCE_MAX))
         self._load(log, applied_next, base)
         self.campaign_tick = self.now + self._election_delay()
 
@@ -219,7 +234,11 @@ class Replica:
             self.stats.bump("catchup_timeout")
         if self.now >= self.catchup.next_probe_tick:
             self.catchup.next_probe_tick = self.now + self.options.catchup_probe_ticks
-            self._probe()
+            fence = self.fence or self.shy
+            if fence is not None:
+                self._probe_fence(fence)
+            else:
+                self._probe()
         self._after_input()
 
     def propose(self, value: Value, token: Hashable) -> None:
@@ -313,6 +332,11 @@ class Replica:
     @property
     def master_hint(self) -> int | None:
         return self.master.hint(self.node_id, self.now)
+
+    @property
+    def fenced(self) -> bool:
+        """True while this rejoining replica may not vote, propose or campaign."""
+        return self.fence is not None
 
     @property
     def role(self) -> Role:
@@ -427,6 +451,9 @@ class Replica:
     def _on_prepare(self, source: int, prepare: Prepare) -> None:
         if not self._at_current_instance(source, prepare.instance):
             return
+        if self.fence is not None:
+            self.stats.bump("fence_dropped_prepare")
+            return
         if source != self.node_id and self._defers_to_master(source):
             self.stats.bump("prepare_refused_lease")
             return
@@ -451,6 +478,9 @@ class Replica:
                 f"after chain {accept.chain_previous:#010x}, ours is {self.chain:#010x}; "
                 "this replica diverged and has stopped: restore it from a healthy peer"
             )
+        if self.fence is not None:
+            self.stats.bump("fence_dropped_accept")
+            return
         decision = acceptor_rules.decide_accept(self.acceptor, accept)
         if decision.reply is None:
             self.stats.bump("drop_conflicting_accept")
@@ -509,7 +539,7 @@ class Replica:
         the promise (a crash keeps a prefix of unsynced writes, never a later one alone).
         """
         assert self.acceptor.instance == instance
-        if self.acceptor.promised > BALLOT_ZERO:
+        if self.fence is None:  # A fenced replica writes no record until it lifts.
             self._persist_acceptor()
         self._persist.append(LogBaseRecord(instance, chain))
         self._must_sync = True
@@ -617,16 +647,20 @@ class Replica:
         self._learn(LogEntry(chosen.instance, value, chosen.chain), chosen.ballot)
 
     def _on_catchup_request(self, source: int, request: CatchupRequest) -> None:
-        if request.instance < self.log.chosen_bounds(self.group).instance_next:
-            self._send_catchup_reply(source, request.instance)
+        is_probe = request.nonce != 0
+        if is_probe or request.instance < self.log.chosen_bounds(self.group).instance_next:
+            self._send_catchup_reply(source, request.instance, request.nonce)
 
-    def _send_catchup_reply(self, target: int, instance: int) -> None:
+    def _send_catchup_reply(self, target: int, instance: int, nonce: int = 0) -> None:
         reply = build_reply(
             self.log,
             self.group,
             instance,
             self.options.catchup_values_max,
             self.options.catchup_bytes_max,
+            self.acceptor,
+            self.fence is not None,
+            nonce,
         )
         self.stats.bump("catchup_reply_sent")
         self._send_to(target, reply)
@@ -636,6 +670,9 @@ class Replica:
         there is nothing more) settles the outstanding request and asks for more: a
         duplicated or late reply must not, or every duplicate would fork another chain
         of requests, and a node far behind would flood the network."""
+        fence = self.fence or self.shy
+        if fence is not None and fence.on_reply(source, reply):
+            self.stats.bump("fence_report")
         if reply.instance_min > self.instance and (
             not reply.entries or reply.entries[0].instance > self.instance
         ):
@@ -674,6 +711,36 @@ class Replica:
             self._send.append(
                 Envelope(self.group, self.node_id, peer, CatchupRequest(self.instance))
             )
+
+    def _probe_fence(self, fence: Fence) -> None:
+        """A fenced replica asks every other member, with its nonce (fence.py)."""
+        probe = CatchupRequest(self.instance, fence.nonce)
+        for member in self.membership.members:
+            if member != self.node_id:
+                self._send.append(Envelope(self.group, self.node_id, member, probe))
+
+    def _maybe_lift_fence(self) -> None:
+        fence = self.fence
+        if fence is None:
+            return
+        lift = fence.decide(self.node_id, self.membership.members, self.instance)
+        if lift is None:
+            return
+        self.fence = None
+        self.acceptor.promised = max(self.acceptor.promised, lift.floor)
+        self.acceptor.check()
+        self.proposer.observe_ballot(lift.floor)
+        self._persist_acceptor()  # Synced before any vote this replica gives.
+        self.campaign_tick = max(self.campaign_tick, self.now + self._election_delay())
+        self.stats.bump("fence_lifted_bootstrap" if lift.bootstrap else "fence_lifted")
+        if lift.bootstrap:
+            self.shy = fence
+
+    def _maybe_end_shyness(self) -> None:
+        shy = self.shy
+        if shy is not None and shy.has_majority_unfenced(self.node_id, self.membership.members):
+            self.shy = None
+            self.stats.bump("fence_shy_ended")
 
     def _learn(self, entry: LogEntry, ballot: Ballot | None) -> None:
         """Learn the value chosen at our current instance, in order, and move on.
@@ -782,7 +849,10 @@ class Replica:
     # Deciding what to propose.
 
     def _after_input(self) -> None:
-        """Propose while rounds finish at once (a one-node group), within a bound."""
+        """Lift the fence if it may, then propose while rounds finish at once (a one-node
+        group), within a bound."""
+        self._maybe_lift_fence()
+        self._maybe_end_shyness()
         for _ in range(SYNCHRONOUS_ROUNDS_MAX):
             if self.halted is not None:
                 return
@@ -791,6 +861,8 @@ class Replica:
                 return
 
     def _maybe_propose(self) -> bool:
+        if self.fence is not None or self.shy is not None:
+            return False
         if not self.proposer.is_idle or self.now < self.proposer.retry_tick:
             return False
         wanted = self._wanted_value()

@@ -36,6 +36,8 @@ class Node:
     completions: list[Completion] = field(default_factory=list)
     persisted: int = 0
     syncs: int = 0
+    wipes: int = 0  # Each wipe starts a new incarnation with its own seed.
+    rejoining: bool = False
 
 
 class Cluster:
@@ -56,14 +58,27 @@ class Cluster:
 
     def start(self, node_id: int) -> None:
         node = self.nodes[node_id]
-        config = ReplicaConfig(node_id, GROUP, self.members, self.options, self.seed)
-        node.replica = Replica(config, node.store, applied_next=len(node.applied))
+        seed = self.seed + 1000 * node.wipes
+        config = ReplicaConfig(node_id, GROUP, self.members, self.options, seed)
+        node.replica = Replica(
+            config, node.store, applied_next=len(node.applied), rejoining=node.rejoining
+        )
         self.process(node_id)
 
     def crash(self, node_id: int, keep: int = 0) -> None:
         node = self.nodes[node_id]
         node.store.crash(keep)
         node.replica = None
+
+    def wipe(self, node_id: int) -> None:
+        """The node loses its whole disk and restarts empty, rejoining."""
+        node = self.nodes[node_id]
+        node.store = MemoryLogStore()
+        node.applied = []
+        node.replica = None
+        node.wipes += 1
+        node.rejoining = True
+        self.start(node_id)
 
     def process(self, node_id: int) -> None:
         """Carry out the node's effects in the runtime's order."""

@@ -49,7 +49,9 @@ SAMPLES = [
     Reject(B, 9, Ballot(8, 3)),
     Chosen(B, 9, 12345),
     CatchupRequest(0),
+    CatchupRequest(4, 2**62),
     CatchupReply(0, 0, ()),
+    CatchupReply(0, 9, (), vote_instance=8, promised=Ballot(12, 3), fenced=True, nonce=77),
     CatchupReply(
         3,
         6,
@@ -194,6 +196,46 @@ def test_catchup_reply_entries_are_bounded_and_checked() -> None:
             wire.decode_envelope(bad)
 
 
+def test_catchup_fence_fields_are_optional_bounded_and_checked() -> None:
+    """A rejoining replica's fence reads vote_instance, promised, fenced and the nonce
+    (paxos/fence.py): an older peer omits them (defaults: never voted, not fresh),
+    and anything out of range is refused."""
+    base = {"v": 1, "t": "crep", "g": "main", "s": 1, "d": 2, "lo": 0, "nx": 9, "e": []}
+    old = wire.decode_envelope(base).message
+    assert (old.vote_instance, old.promised, old.fenced, old.nonce) == (-1, Ballot(0, 0), False, 0)
+    full = {**base, "vi": 8, "pr": [12, 3], "f": True, "n": 77}
+    message = wire.decode_envelope(full).message
+    assert (message.vote_instance, message.promised, message.fenced, message.nonce) == (
+        8,
+        Ballot(12, 3),
+        True,
+        77,
+    )
+    for key, bad in [
+        ("vi", -2),
+        ("vi", 2**63),
+        ("vi", "7"),
+        ("vi", None),
+        ("pr", [1]),
+        ("pr", [-1, 2]),
+        ("f", 1),
+        ("f", None),
+        ("n", -1),
+        ("n", 2**63),
+        ("n", 1.0),
+    ]:
+        with pytest.raises(RemoteProtocolError, match=key):
+            wire.decode_envelope({**full, key: bad})
+    request = {"v": 1, "t": "creq", "g": "main", "s": 1, "d": 2, "i": 3}
+    assert wire.decode_envelope(request).message == CatchupRequest(3)
+    assert wire.decode_envelope({**request, "n": 5}).message == CatchupRequest(3, 5)
+    with pytest.raises(RemoteProtocolError, match="n"):
+        wire.decode_envelope({**request, "n": -5})
+    # A request without a nonce keeps its old frame: no "n" key at all.
+    frame = wire.encode_envelope(Envelope("main", 1, 2, CatchupRequest(3)))
+    assert "n" not in msgpack.unpackb(frame[4:])
+
+
 def test_non_map_is_refused() -> None:
     for bad in (None, [], "acc", 5, b"\x80"):
         with pytest.raises(RemoteProtocolError):
@@ -219,6 +261,7 @@ msgpack_values = st.recursive(
     max_leaves=8,
 )
 KEYS = ["v", "t", "g", "s", "d", "b", "i", "val", "c", "p", "ab", "av", "lo", "nx", "e"]
+KEYS += ["vi", "pr", "f", "n"]
 TAGS = sorted(wire.ENVELOPE_TAGS)
 
 
