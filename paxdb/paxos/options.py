@@ -26,6 +26,8 @@ MUTANTS: dict[str, str] = {
     "master version instead of the checkpoint's",
     "checkpoint-meta-off-by-one": "checkpoint metadata names the membership and master in "
     "force at the last applied instance instead of the next one",
+    "rejoin-without-fence": "a node that lost its disk votes at once, as if it had never "
+    "voted before (the rejoining flag is ignored)",
 }
 
 

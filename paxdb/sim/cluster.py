@@ -25,6 +25,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import cast
 
+from paxdb.ids import BALLOT_ZERO
 from paxdb.paxos import describe
 from paxdb.paxos.effects import AcceptorRecord, Completion, Envelope, Outcome, Record
 from paxdb.paxos.messages import Accepted, Promise
@@ -57,6 +58,8 @@ class SimNode:
     applied: AppliedLog | None = None
     checkpoints: list[SimCheckpoint] = field(default_factory=list)  # Newest last.
     fetching: bool = False  # A checkpoint transfer to this node is in flight.
+    rejoining: bool = False  # Its disk was wiped once: it starts with rejoining=True.
+    was_fenced: bool = False  # Its replica was fenced after the last pump.
     incarnation: int = 0
     start_time: int = 0  # Tick k of this incarnation happens at start_time + k * period.
     tokens: dict[int, int] = field(default_factory=dict)  # token -> request id
@@ -100,7 +103,15 @@ class Simulation:
         self.sequence = 0
         self.trace: deque[str] = deque(maxlen=TRACE_LINES_KEPT)
         self.trace_hash = hashlib.blake2b(digest_size=16)
-        self.faults = {"crash": 0, "restart": 0, "partition": 0, "heal": 0, "lost_writes": 0}
+        self.faults = {
+            "crash": 0,
+            "restart": 0,
+            "partition": 0,
+            "heal": 0,
+            "lost_writes": 0,
+            "wipe": 0,
+            "rejoined": 0,  # Fences lifted.
+        }
         self.checkpoint_counts = {
             "taken": 0,
             "truncations": 0,
@@ -112,6 +123,7 @@ class Simulation:
         self.healed: tuple[int, ...] | None = None
         for node in self.nodes.values():
             node.applied = AppliedLog(node.node_id)
+            node.rejoining = options.start_rejoining  # A runtime that cannot tell.
             self._start(node)
 
     # Events.
@@ -136,7 +148,13 @@ class Simulation:
             node.node_id, GROUP, self.members, self.core_options, self.seed + node.incarnation
         )
         base = node.checkpoints[-1].meta if node.checkpoints else None
-        node.replica = Replica(config, node.store, applied_next=node.applied.next, base=base)
+        node.replica = Replica(
+            config,
+            node.store,
+            applied_next=node.applied.next,
+            base=base,
+            rejoining=node.rejoining,
+        )
         node.incarnation += 1
         node.start_time = self.time
         node.tokens.clear()
@@ -182,6 +200,9 @@ class Simulation:
                     chance = self.options.crash_after_promise
                 if self.rng.random() < chance:
                     self._crash(node.node_id)
+                wipe = self.options.wipe_after_reply
+                if voted is Accepted and wipe and self.rng.random() < wipe:
+                    self._wipe(node.node_id)
         elif kind == "retry":
             assert isinstance(data, tuple)
             target, request_id = cast(tuple[int, int], data)
@@ -239,6 +260,10 @@ class Simulation:
                 self._request_checkpoint(node, effects.need_checkpoint)
             replica.advance(effects)
         self._check_config(node)
+        if node.was_fenced and not replica.fenced:
+            self.faults["rejoined"] += 1
+            self._log(f"node {node.node_id} lifted its fence")
+        node.was_fenced = replica.fenced
         return voted
 
     def _check_config(self, node: SimNode) -> None:
@@ -383,6 +408,8 @@ class Simulation:
         per_event = 1 / (3 * len(self.members))  # Faults are drawn per tick, roughly.
         if self.rng.random() < self.options.crash_rate * per_event:
             self._crash(self.rng.choice(self.members))
+        if self.options.wipe_rate and self.rng.random() < self.options.wipe_rate * per_event:
+            self._wipe(self.rng.choice(self.members))
         if self.rng.random() < self.options.partition_rate * per_event:
             self._partition()
         if self.network.blocked and self.rng.random() < self.options.heal_rate * per_event:
@@ -402,12 +429,42 @@ class Simulation:
         node.replica = None
         self.faults["crash"] += 1
         self._log(f"crash {node_id} keep={keep}")
+        self._restart_later(node)
+
+    def _wipe(self, node_id: int) -> None:
+        """The node loses its whole disk (log, state machine, checkpoints) and restarts
+        empty under the same id, rejoining. One rejoin at a time: the fence assumes fewer
+        than a majority lost their disks (paxos/fence.py)."""
+        node = self.nodes[node_id]
+        if node.replica is None or self.rejoin_in_progress():
+            return
+        node.store = MemoryLogStore()
+        node.applied = AppliedLog(node_id)
+        node.checkpoints = []
+        node.rejoining = True
+        node.replica = None
+        self.checker.forget_votes(node_id)
+        self.faults["wipe"] += 1
+        self._log(f"wipe {node_id}")
+        self._restart_later(node)
+
+    def rejoin_in_progress(self) -> bool:
+        """Some wiped node has not completed its rejoin: its disk holds no acceptor record
+        (it would start fenced) or one without a promise (it would start shy)."""
+        for node in self.nodes.values():
+            record = node.store.load_acceptor(GROUP)
+            if node.rejoining and (record is None or record.promised == BALLOT_ZERO):
+                return True
+        return False
+
+    def _restart_later(self, node: SimNode) -> None:
+        assert node.replica is None
         if self.options.restart_ticks_max == 0:  # A supervisor restarts it at once.
             self.faults["restart"] += 1
             self._start(node)
             return
         restart = self.rng.randint(1, self.options.restart_ticks_max) * UNITS_PER_TICK
-        self._schedule(restart, "restart", node_id)
+        self._schedule(restart, "restart", node.node_id)
 
     def _partition(self) -> None:
         nodes = list(self.members)
@@ -447,6 +504,8 @@ class Simulation:
         self.rng.shuffle(nodes)
         majority = tuple(sorted(nodes[: len(nodes) // 2 + 1 + self.rng.randint(0, 1)]))
         majority = majority[: len(nodes)]
+        if self.rejoin_in_progress():  # Its fence needs q other members to answer.
+            majority = self.members
         self.network.heal(list(majority))
         outside = [n for n in self.members if n not in majority]
         self.network.partition(list(majority), outside, one_way=False)
@@ -535,7 +594,7 @@ def _liveness_done(simulation: Simulation, ids: list[int], majority: tuple[int, 
     instances = set()
     for node_id in majority:
         replica = simulation.nodes[node_id].replica
-        if replica is None:
+        if replica is None or replica.fenced:
             return False
         instances.add(replica.instance)
     return len(instances) == 1

@@ -43,6 +43,9 @@ class SimOptions:
     log_hold: int = 0  # Instances kept in the log below the newest checkpoint.
     crash_during_install: float = 0.0  # Chance to crash between swap and `restore`.
     config_history_max: int = 1024  # The core's bound; small values make it say None.
+    wipe_rate: float = 0.0  # Per tick, across the cluster: a node loses its whole disk.
+    wipe_after_reply: float = 0.0  # Chance to wipe a node right after it sends an Accepted.
+    start_rejoining: bool = False  # Every node starts with rejoining=True (bootstrap).
     mutant: str | None = None
 
     @staticmethod
@@ -75,6 +78,7 @@ class SimOptions:
             )
             .with_request_rate(rng)
             .with_checkpoints(rng)
+            .with_wipes(rng)
         )
 
     def with_request_rate(self, rng: random.Random) -> SimOptions:
@@ -91,6 +95,15 @@ class SimOptions:
             log_hold=rng.choice((0, 0, 2, 8)),
             crash_during_install=rng.choice((0.0, 0.1, 0.3)),
             config_history_max=rng.choice((1024, 1024, 3)),
+        )
+
+    def with_wipes(self, rng: random.Random) -> SimOptions:
+        """Wipes (one rejoining node at a time), some right after a vote that decided."""
+        return replace(
+            self,
+            wipe_rate=rng.choice((0.0, 0.0, 0.005, 0.02)),
+            wipe_after_reply=rng.choice((0.0, 0.0, 0.0, 0.01)),
+            start_rejoining=rng.random() < 0.25,
         )
 
     def core_options(self) -> Options:

@@ -43,6 +43,9 @@ def test_ci_seeds_pass_every_invariant() -> None:
     assert counts["install_crashes"] > 50, counts
     assert counts["fetch_failures"] > 10, counts
     assert sum(1 for r in results if r.checkpoints["installs"]) > 100, counts
+    # So must wipes and rejoins (a wiped node lifting its fence).
+    assert sum(r.faults["wipe"] for r in results) > 300
+    assert sum(r.faults["rejoined"] for r in results) > 300
 
 
 @pytest.mark.timeout(600)

@@ -239,6 +239,13 @@ def _wipe_after_its_vote_decided_an_instance(mutant: str | None) -> tuple[Cluste
     return cluster, instance
 
 
+def test_without_the_fence_a_wiped_node_lets_a_second_value_be_chosen() -> None:
+    cluster, instance = _wipe_after_its_vote_decided_an_instance("rejoin-without-fence")
+    first = cluster.nodes[1].applied[instance].value
+    second = cluster.nodes[2].applied[instance].value
+    assert first != second  # The flaw the simulator must catch.
+
+
 def test_the_fence_keeps_the_wiped_node_out_until_it_cannot_matter() -> None:
     cluster, instance = _wipe_after_its_vote_decided_an_instance(None)
     assert len(cluster.nodes[2].applied) == instance  # Nothing chosen without node 1.
