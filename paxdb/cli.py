@@ -70,6 +70,11 @@ def shell(ctx: click.Context) -> None:
     type=int,
     help="Instances of Paxos log kept below the newest checkpoint (default 2000).",
 )
+@click.option(
+    "--election-jitter-ticks",
+    type=click.IntRange(1, 100_000),
+    hidden=True,  # For benchmarks and tests: a large value makes a node campaign last.
+)
 @click.option("--config", "config_file", help="A TOML file with the same keys.")
 def serve(
     node_id: int | None,
@@ -82,6 +87,7 @@ def serve(
     checkpoint_every: int | None,
     checkpoint_log_mb: int | None,
     log_keep: int | None,
+    election_jitter_ticks: int | None,
     config_file: str | None,
 ) -> None:
     """Run one node until SIGTERM or SIGINT."""
@@ -103,6 +109,7 @@ def serve(
             checkpoint_every=checkpoint_every,
             log_keep=log_keep,
             checkpoint_log_mb=checkpoint_log_mb,
+            election_jitter_ticks=election_jitter_ticks,
         )
         configure_logging(config.node_id)
         run(config)

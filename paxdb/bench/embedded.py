@@ -38,7 +38,11 @@ MASTER_WAIT_S = 15.0
 def run_embedded(
     options: BenchOptions, nodes: int, directory: Path, progress: Callable[[str], None] | None
 ) -> BenchReport:
-    cluster = DemoCluster(directory, nodes, external=(1,))
+    # The other nodes wait up to ~10 s (at 10 ms ticks) before they campaign, so node 1
+    # wins the first election; the restart loop below covers the rare exception.
+    cluster = DemoCluster(
+        directory, nodes, external=(1,), extra_args=("--election-jitter-ticks", "1000")
+    )
     node = Node(
         id=1,
         data=directory / "node1",

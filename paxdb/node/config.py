@@ -138,6 +138,7 @@ def build_config(
     checkpoint_every: int | None = None,
     log_keep: int | None = None,
     checkpoint_log_mb: int | None = None,
+    election_jitter_ticks: int | None = None,
 ) -> NodeConfig:
     """Flags override the config file; the result is fully validated."""
     values: dict[str, Any] = _read_config_file(config_file) if config_file else {}
@@ -184,6 +185,9 @@ def build_config(
         peers=members,
         secret=_read_secret(values.get("secret_file")),
         tick_ms=_tick_ms(values.get("tick_ms")),
+        options=Options(
+            election_jitter_ticks=election_jitter_ticks or limits.ELECTION_JITTER_TICKS
+        ),
         checkpoints=CheckpointPolicy(
             every=_count(values, "checkpoint_every", CheckpointPolicy.every, 1),
             log_mb=_count(values, "checkpoint_log_mb", CheckpointPolicy.log_mb, 1),
