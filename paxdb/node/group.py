@@ -111,11 +111,15 @@ class Group:
             # Seeded by `paxdb restore`: the chain starts from the seed's digest, so
             # replicas seeded differently disagree (and halt) at the first value.
             base = CheckpointMeta(0, machine.chain, config.members, -1, None, -1)
+        # Every start is a possible rejoin: a data directory that was wiped looks like a
+        # new one, so the core fences a replica without an acceptor record until its
+        # peers' reports show its forgotten votes cannot matter (paxos/fence.py).
         replica = Replica(
             config,
             store,
             applied_next=machine.applied_instance + 1,
             base=base,
+            rejoining=True,
         )
         return Group(config.group, replica, machine, directory, checkpoints, newest)
 
@@ -242,11 +246,6 @@ class Group:
 
     def close(self) -> None:
         self.machine.close()
-
-
-def _has_no_log(store: LogStore, group: str) -> bool:
-    bounds = store.chosen_bounds(group)
-    return bounds.instance_next == 0 and store.load_acceptor(group) is None
 
 
 def _applied_instance(database: Path) -> int:

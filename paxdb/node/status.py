@@ -26,6 +26,7 @@ def node_status(runtime: NodeRuntime) -> dict[str, Any]:
             "lease_ticks_left": status.lease_ticks_left,
             "members": list(status.members),
             "halted": group.halted,
+            "fenced": replica.fenced,
             "log_first": runtime.store.chosen_bounds(name).instance_min,
             "checkpoint": (
                 group.newest_checkpoint.applied_instance

@@ -115,6 +115,14 @@ def test_a_wiped_node_rejoins_and_votes_again(small_cluster: ProcessCluster) -> 
     shutil.rmtree(cluster.data_dir(wiped))
     _load(cluster, [master], writers=4, each=100, first=10)
     cluster.start(wiped)
+    # The fence lifts once the node learned past every instance its old self could
+    # have voted in, which needs new instances chosen after it started.
+    _wait(
+        lambda: _load(cluster, [master], writers=1, each=5, first=30) == 5
+        and _group(cluster, wiped)["fenced"] is False,
+        60,
+        "the fence to lift",
+    )
     cluster.converge(60)
     assert _all_rows(cluster, wiped) == _all_rows(cluster, master)
     # It votes again: with the third node gone, writes need the rejoined one.
