@@ -228,8 +228,6 @@ class Checkpointer:
         self._client_address_of = client_address_of
         self._schedule_flush = schedule_flush
         self._busy: dict[str, asyncio.Task[None]] = {}
-        self.taken = 0
-        self.installed = 0
 
     def after_apply(self, group: Group) -> None:
         if group.name in self._busy or group.halted is not None:
@@ -282,7 +280,7 @@ class Checkpointer:
             return
         group.newest_checkpoint = checkpoint
         group.checkpoint_bytes_mark = mark
-        self.taken += 1
+        group.checkpoints_taken += 1
         logger.info("group %s: checkpoint at instance %d", group.name, applied)
         self._cut_log(group, checkpoint)
 
@@ -311,7 +309,7 @@ class Checkpointer:
             if group.install(checkpoint, staged):
                 group.newest_checkpoint = checkpoint
                 group.checkpoint_bytes_mark = group.applied_bytes
-                self.installed += 1
+                group.checkpoints_installed += 1
                 logger.info(
                     "group %s: installed node %d's checkpoint at instance %d (%d bytes)",
                     group.name,

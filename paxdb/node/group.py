@@ -87,6 +87,8 @@ class Group:
     read_lock: threading.Lock = field(default_factory=threading.Lock)
     applied_bytes: int = 0  # Bytes of values applied since this process started.
     checkpoint_bytes_mark: int = 0  # `applied_bytes` when the newest checkpoint began.
+    checkpoints_taken: int = 0  # Since this process started.
+    checkpoints_installed: int = 0
 
     @staticmethod
     def open(config: ReplicaConfig, store: LogStore, directory: Path) -> Group:

@@ -17,7 +17,7 @@ def node_status(runtime: NodeRuntime) -> dict[str, Any]:
         replica = group.replica
         status = replica.status()
         groups[name] = {
-            "role": "halted" if group.halted else status.role.value,
+            "role": _role(group.halted, replica.fenced, status.role.value),
             "master": status.master,
             "master_client": runtime.master_client_address(group),
             "chosen": replica.instance - 1,
@@ -33,8 +33,8 @@ def node_status(runtime: NodeRuntime) -> dict[str, Any]:
                 if group.newest_checkpoint is not None
                 else None
             ),
-            "checkpoints_taken": runtime.checkpointer.taken,
-            "checkpoints_installed": runtime.checkpointer.installed,
+            "checkpoints_taken": group.checkpoints_taken,
+            "checkpoints_installed": group.checkpoints_installed,
         }
     peers = {
         str(node_id): {
@@ -54,3 +54,10 @@ def node_status(runtime: NodeRuntime) -> dict[str, Any]:
         "groups": groups,
         "peers": peers,
     }
+
+
+def _role(halted: str | None, fenced: bool, role: str) -> str:
+    """`halted`, then `fenced` (a rejoining replica that may not vote yet), then the core's."""
+    if halted:
+        return "halted"
+    return "fenced" if fenced else role
