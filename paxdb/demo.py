@@ -172,7 +172,26 @@ def demo_directory(directory: str | None) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+class _Hangup(Exception):
+    """The demo's terminal went away (SIGHUP) or it was told to stop (SIGTERM)."""
+
+
+def _raise_hangup(signum: int, frame: object) -> None:
+    raise _Hangup(signal.Signals(signum).name)
+
+
 def run_demo(nodes: int, directory: str | None, open_shell: Callable[[str], int]) -> int:
+    # The nodes run in their own sessions (Ctrl-C must reach the demo first), so a closed
+    # terminal or a SIGTERM must stop them through the `finally` below, not orphan them.
+    for signum in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(signum, _raise_hangup)
+    try:
+        return _run_demo(nodes, directory, open_shell)
+    except _Hangup:
+        return 129
+
+
+def _run_demo(nodes: int, directory: str | None, open_shell: Callable[[str], int]) -> int:
     with demo_directory(directory) as path:
         cluster = DemoCluster(path, nodes)
         try:
@@ -186,7 +205,10 @@ def run_demo(nodes: int, directory: str | None, open_shell: Callable[[str], int]
             click.echo("\ninterrupted")
             return 130
         finally:
-            click.echo("Stopping the nodes...", err=True)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)  # Stop the nodes, whatever comes.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            with contextlib.suppress(OSError):
+                click.echo("Stopping the nodes...", err=True)
             cluster.stop()
 
 

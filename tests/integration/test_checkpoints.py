@@ -118,8 +118,10 @@ def test_a_wiped_node_rejoins_and_votes_again(small_cluster: ProcessCluster) -> 
     # The fence lifts once the node learned past every instance its old self could
     # have voted in, which needs new instances chosen after it started.
     _wait(
-        lambda: _load(cluster, [master], writers=1, each=5, first=30) == 5
-        and _group(cluster, wiped)["fenced"] is False,
+        lambda: (
+            _load(cluster, [master], writers=1, each=5, first=30) == 5
+            and _group(cluster, wiped)["fenced"] is False
+        ),
         60,
         "the fence to lift",
     )

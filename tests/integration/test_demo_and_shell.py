@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -48,6 +49,30 @@ def test_demo_reaches_the_prompt_answers_and_leaves_no_process(tmp_path: Path) -
     finally:
         child.close()
     assert child.exitstatus == 0
+    assert not any(alive(pid) for pid in pids)
+
+
+@pytest.mark.timeout(120)
+def test_a_demo_whose_terminal_goes_away_stops_its_nodes(tmp_path: Path) -> None:
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "paxdb", "demo", "--dir", str(tmp_path)],
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(40, 140),
+        env={**os.environ, **TERMINAL, "PAXDB_HISTORY": str(tmp_path / "history")},
+    )
+    try:
+        child.expect_exact(PROMPT)
+        pids = [int(p) for p in re.findall(r"pid (\d+)", child.before)]
+        assert len(pids) == 3 and all(alive(pid) for pid in pids)
+        child.kill(signal.SIGHUP)  # What closing the terminal window sends.
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert not any(alive(pid) for pid in pids)
 
 
