@@ -172,28 +172,10 @@ def demo_directory(directory: str | None) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-class _Hangup(Exception):
-    """The demo's terminal went away (SIGHUP) or it was told to stop (SIGTERM)."""
-
-
-def _raise_hangup(signum: int, frame: object) -> None:
-    raise _Hangup(signal.Signals(signum).name)
-
-
 def run_demo(nodes: int, directory: str | None, open_shell: Callable[[str], int]) -> int:
-    # The nodes run in their own sessions (Ctrl-C must reach the demo first), so a closed
-    # terminal or a SIGTERM must stop them through the `finally` below, not orphan them.
-    for signum in (signal.SIGHUP, signal.SIGTERM):
-        signal.signal(signum, _raise_hangup)
-    try:
-        return _run_demo(nodes, directory, open_shell)
-    except _Hangup:
-        return 129
-
-
-def _run_demo(nodes: int, directory: str | None, open_shell: Callable[[str], int]) -> int:
     with demo_directory(directory) as path:
         cluster = DemoCluster(path, nodes)
+        _stop_on_hangup(cluster, None if directory is not None else path)
         try:
             click.echo(f"Starting {nodes} paxdb nodes on 127.0.0.1 (data in {path}) ", nl=False)
             cluster.start()
@@ -210,6 +192,27 @@ def _run_demo(nodes: int, directory: str | None, open_shell: Callable[[str], int
             with contextlib.suppress(OSError):
                 click.echo("Stopping the nodes...", err=True)
             cluster.stop()
+
+
+def _stop_on_hangup(cluster: DemoCluster, temporary: Path | None) -> None:
+    """On SIGHUP (the terminal went away) or SIGTERM, stop the nodes and exit.
+
+    The nodes run in their own sessions (Ctrl-C must reach the demo first), so nothing
+    else would stop them. The work is done in the handler itself: an exception raised
+    from it could land inside the shell's event loop, which would swallow it.
+    """
+
+    def handler(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        with contextlib.suppress(Exception):
+            cluster.stop()
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
+        os._exit(128 + signum)
+
+    for signum in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(signum, handler)
 
 
 def _print_welcome(cluster: DemoCluster, master: int) -> None:
