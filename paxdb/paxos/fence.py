@@ -66,7 +66,8 @@ What the argument assumes, and the runtime must ensure:
 - fewer than a majority of the members lost their disks at once (otherwise chosen
   values are lost anyway), and the membership does not change during the rejoin;
 - each start seeds the replica differently (`ReplicaConfig.seed`; paxdb.node draws it
-  from os.urandom), so a reply to a probe of an earlier incarnation never looks fresh;
+  from the operating system's random source), so a reply to a probe of an earlier
+  incarnation never looks fresh;
 - the fence survives crashes: a fenced replica writes no acceptor record (not even
   when it installs a checkpoint) until it lifts, and a replica started with
   `rejoining=True` is fenced while its log holds none, and shy while its record holds

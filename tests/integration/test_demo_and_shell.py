@@ -25,9 +25,8 @@ def alive(pid: int) -> bool:
     return True
 
 
-@pytest.mark.timeout(120)
-def test_demo_reaches_the_prompt_answers_and_leaves_no_process(tmp_path: Path) -> None:
-    child = pexpect.spawn(
+def spawn_demo(tmp_path: Path) -> pexpect.spawn:
+    return pexpect.spawn(
         sys.executable,
         ["-m", "paxdb", "demo", "--dir", str(tmp_path)],
         encoding="utf-8",
@@ -35,6 +34,11 @@ def test_demo_reaches_the_prompt_answers_and_leaves_no_process(tmp_path: Path) -
         dimensions=(40, 140),
         env={**os.environ, **TERMINAL, "PAXDB_HISTORY": str(tmp_path / "history")},
     )
+
+
+@pytest.mark.timeout(120)
+def test_demo_reaches_the_prompt_answers_and_leaves_no_process(tmp_path: Path) -> None:
+    child = spawn_demo(tmp_path)
     try:
         child.expect("URL: paxdb://")
         child.expect_exact(PROMPT)
@@ -54,14 +58,7 @@ def test_demo_reaches_the_prompt_answers_and_leaves_no_process(tmp_path: Path) -
 
 @pytest.mark.timeout(120)
 def test_a_demo_whose_terminal_goes_away_stops_its_nodes(tmp_path: Path) -> None:
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "paxdb", "demo", "--dir", str(tmp_path)],
-        encoding="utf-8",
-        timeout=60,
-        dimensions=(40, 140),
-        env={**os.environ, **TERMINAL, "PAXDB_HISTORY": str(tmp_path / "history")},
-    )
+    child = spawn_demo(tmp_path)
     try:
         child.expect_exact(PROMPT)
         pids = [int(p) for p in re.findall(r"pid (\d+)", child.before)]
