@@ -16,14 +16,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import apsw
-
 from paxdb import errors
 from paxdb.client.protocol import BACKUP_CHUNK_BYTES, BackupReply, BackupRequest
+from paxdb.node.checkpoints import snapshot_copy
 
 COPY_TTL_S = 600.0
 COPIES_MAX = 8
-BACKUP_STEP_PAGES = 1024  # Pages per backup step: the source is locked only briefly.
 
 
 @dataclass
@@ -73,18 +71,8 @@ class BackupService:
             raise errors.ProgrammingError(f"no database {source.parent.name!r} on this node")
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"{token}.sqlite"
-        reader = apsw.Connection(str(source), flags=apsw.SQLITE_OPEN_READONLY)
-        target = apsw.Connection(str(path))
-        try:
-            with target.backup("main", reader, "main") as backup:
-                while not backup.done:
-                    backup.step(BACKUP_STEP_PAGES)
-            target.execute("PRAGMA journal_mode=DELETE")
-            row = target.execute("SELECT applied_instance, chain FROM _paxdb_meta").fetchall()[0]
-            instance, chain = int(str(row[0])), int(str(row[1]))
-        finally:
-            target.close()
-            reader.close()
+        # One pinned read snapshot, as for checkpoints: the copy never restarts under load.
+        instance, chain = snapshot_copy(source, path)
         return _Copy(path, path.stat().st_size, instance, chain, time.monotonic())
 
     def _drop(self, token: str) -> None:

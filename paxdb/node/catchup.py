@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import zlib
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -46,6 +45,7 @@ from paxdb.node.checkpoints import (
     CheckpointFormatError,
     CheckpointPolicy,
     CheckpointStore,
+    copy_synced,
     file_sha256,
     fsync_file,
     meta_from_json,
@@ -305,7 +305,7 @@ class Checkpointer:
             if checkpoint.meta.instance_next <= group.replica.instance:
                 return
             staged = group.database_path.with_name("db.sqlite.installing")
-            await loop.run_in_executor(None, _copy_synced, checkpoint.path, staged)
+            await loop.run_in_executor(None, copy_synced, checkpoint.path, staged)
             if group.install(checkpoint, staged):
                 group.newest_checkpoint = checkpoint
                 group.checkpoint_bytes_mark = group.applied_bytes
@@ -322,8 +322,3 @@ class Checkpointer:
             group.halt(str(error))
         except (FetchError, OSError) as error:
             logger.error("group %s: %s; will try again when asked", group.name, error)
-
-
-def _copy_synced(source: Path, target: Path) -> None:
-    shutil.copyfile(source, target)
-    fsync_file(target)

@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,12 @@ def fsync_file(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
+def copy_synced(source: Path, target: Path) -> None:
+    """Copy a file and make the copy durable."""
+    shutil.copyfile(source, target)
+    fsync_file(target)
+
+
 def snapshot_copy(source: Path, target: Path) -> tuple[int, int]:
     """Copy database `source` to `target` as one snapshot; returns (applied instance, chain).
 
@@ -176,18 +183,19 @@ def snapshot_copy(source: Path, target: Path) -> tuple[int, int]:
     return int(rows[0][0]), int(rows[0][1])
 
 
-def read_database_meta(path: Path) -> tuple[int, int]:
-    """(applied_instance, chain) from a database file's own `_paxdb_meta`, read-only."""
+def read_database_meta(path: Path, check: bool = True) -> tuple[int, int]:
+    """(applied_instance, chain) from a database file's own `_paxdb_meta`, read-only;
+    with `check`, the file must also pass `PRAGMA quick_check` (which reads all of it)."""
     connection = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
     try:
         rows: list[Any] = connection.execute(
             "SELECT applied_instance, chain FROM _paxdb_meta"
         ).fetchall()
-        check: list[Any] = connection.execute("PRAGMA quick_check").fetchall()
+        result: list[Any] = connection.execute("PRAGMA quick_check").fetchall() if check else []
     finally:
         connection.close()
-    if check != [("ok",)]:
-        raise CorruptionError(f"{path} fails PRAGMA quick_check: {check[:3]}")
+    if check and result != [("ok",)]:
+        raise CorruptionError(f"{path} fails PRAGMA quick_check: {result[:3]}")
     if len(rows) != 1:
         raise CorruptionError(f"{path} has no paxdb metadata row")
     return int(rows[0][0]), int(rows[0][1])

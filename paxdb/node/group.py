@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
 import struct
 import threading
 from collections.abc import Hashable
@@ -31,8 +30,8 @@ from paxdb.errors import CorruptionError, ReplicaHalted
 from paxdb.node.checkpoints import (
     Checkpoint,
     CheckpointStore,
+    copy_synced,
     fsync_directory,
-    fsync_file,
     read_database_meta,
 )
 from paxdb.paxos.chain import CHAIN_START
@@ -255,7 +254,7 @@ def _applied_instance(database: Path) -> int:
     if not database.exists():
         return -1
     try:
-        return read_database_meta(database)[0]
+        return read_database_meta(database, check=False)[0]  # Every start: no full scan.
     except Exception:  # noqa: BLE001 - any unreadable database is replaced by the checkpoint.
         logger.exception("database %s is unreadable", database)
         return -1
@@ -271,8 +270,7 @@ def install_file(source: Path, database: Path, move: bool = False) -> None:
     staged = source
     if not move:
         staged = database.with_name(database.name + ".installing")
-        shutil.copyfile(source, staged)
-        fsync_file(staged)
+        copy_synced(source, staged)
     for suffix in ("-wal", "-shm", "-journal"):
         database.with_name(database.name + suffix).unlink(missing_ok=True)
     os.replace(staged, database)

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import apsw
 
+from paxdb.node.checkpoints import BACKUP_STEP_PAGES
 from paxdb.node.config import ConfigError
 from paxdb.sql.statemachine import StateMachine
-
-BACKUP_STEP_PAGES = 1024
 
 
 def restore(data_dir: Path, source: Path, database: str = "main") -> str:
