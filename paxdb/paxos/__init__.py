@@ -29,6 +29,12 @@ instance i and asks `checkpoint_meta(i + 1)` for the metadata to store with the 
 tail, and may cut the log below that checkpoint. After installing a peer's checkpoint
 (step e) it calls `restore(meta)`.
 
+Membership and the master role. Voters and learners change through MEMBERSHIP values
+proposed on the master (`propose(MembershipChange(...).to_value(), token)`,
+membership.py); the master hands its role to another voter with
+`transfer_master(target, token)` (master.py). `status()` names the role: master,
+candidate, follower, learner or outsider (halted wins).
+
 Rejoining. A node whose data directory was created empty may have voted under the same
 node id before it lost its disk: the runtime passes `rejoining=True` on every start of
 such a directory (fence.py says why, and why passing it always is safe), and seeds each

@@ -113,7 +113,8 @@ def effects(e: Effects) -> list[str]:
     lines += [completion(c) for c in e.completions]
     if e.status is not None:
         s = e.status
-        lines.append(f"status {s.role.value} master={s.master} members={list(s.members)}")
+        learners = f" learners={list(s.learners)}" if s.learners else ""
+        lines.append(f"status {s.role.value} master={s.master} members={list(s.members)}{learners}")
     if e.need_checkpoint is not None:
         lines.append(f"need-checkpoint from={e.need_checkpoint}")
     return lines

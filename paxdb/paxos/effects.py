@@ -94,10 +94,17 @@ class Completion:
 
 
 class Role(Enum):
+    """What a replica is now. HALTED wins over everything, then MASTER; a voter is
+    otherwise CANDIDATE or FOLLOWER; a non-voter is LEARNER (in the learners of the
+    configuration in force at its instance) or OUTSIDER (in neither list: a joiner still
+    catching up from its bootstrap configuration, or a removed node)."""
+
     FOLLOWER = "follower"
-    CANDIDATE = "candidate"  # Trying to get a MASTER value chosen.
+    CANDIDATE = "candidate"  # Trying to get a MASTER value naming itself chosen.
     MASTER = "master"  # Holds a valid lease.
     HALTED = "halted"
+    LEARNER = "learner"
+    OUTSIDER = "outsider"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +114,7 @@ class Status:
     lease_ticks_left: int
     instance_next: int
     members: tuple[int, ...]
+    learners: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +144,8 @@ class CheckpointMeta:
     """What the core needs to start from a checkpoint instead of instance 0.
 
     The checkpoint holds the state machine after applying every instance below
-    `instance_next`; `chain` is chain[instance_next - 1]; membership and master are the
-    ones in force at `instance_next`.
+    `instance_next`; `chain` is chain[instance_next - 1]; membership (voters and
+    learners) and master are the ones in force at `instance_next`.
     """
 
     instance_next: int
@@ -146,9 +154,12 @@ class CheckpointMeta:
     members_version: int
     master: int | None
     master_version: int
+    learners: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         assert self.instance_next >= 0
         assert self.members == tuple(sorted(set(self.members)))
+        assert self.learners == tuple(sorted(set(self.learners)))
+        assert not set(self.members) & set(self.learners)
         assert self.members_version < self.instance_next
         assert self.master_version < self.instance_next

@@ -26,17 +26,19 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class ConfigEntry:
-    """Membership and master in force at every instance from `instance_from` on."""
+    """Membership (voters and learners) and master in force from `instance_from` on."""
 
     instance_from: int
     members: tuple[int, ...]
     members_version: int
     master: int | None
     master_version: int
+    learners: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         assert self.instance_from >= 0
         assert self.members == tuple(sorted(set(self.members)))
+        assert self.learners == tuple(sorted(set(self.learners)))
         assert -1 <= self.members_version < self.instance_from
         assert -1 <= self.master_version < self.instance_from
 

@@ -27,10 +27,42 @@ A new master's own value can only be chosen at an instance after every earlier o
 including the old master's last renewal, which it must have learned first; it proposes
 only after its view of that renewal expired, hence after the old holder's lease ended.
 So at most one node holds a valid lease at any instant (checked by the simulator).
+
+Handing the master role over (`Replica.transfer_master(target)`). The lease holder M
+proposes a MASTER value naming the target T, issued by M (`issuer`), and **stops holding
+its lease the moment it accepts the request**: it serves no master reads and refuses
+queued and new proposals (NOT_MASTER, hint T) from then on. T, on learning a MASTER value
+naming it that it did not issue, holds no lease (it knows no issue tick) but campaigns at
+once with a claim of its own, whose lease it counts from its own issue tick as usual;
+the others, believing T is master, accept T's Prepare (and only T's). Why at most one
+node holds a lease, by cases on the last MASTER value chosen (and not stale) before the
+instance k at which a holder X's own claim was chosen (X learned it before proposing at
+k, and holds the lease from learning its claim at k until its issue tick + L):
+- it was X's own earlier claim: X holds one lease, its renewals extend it;
+- it was Y's own claim, Y != X: X proposed only after its view of it ended, so after
+  Y's lease ended (the argument above);
+- it was a hand-over from M: M stopped holding its lease when it proposed it, before
+  it was chosen, so before X (T itself, or anyone else) proposed at k; and no other
+  node held a lease then, or its claim would be the last one before k. If X != T, X also
+  waited for its view of T to end; T itself held no lease from the hand-over value.
+In every case the lease of X begins after every earlier lease ended, and any later
+claim by someone else comes after X's claim in the log, so the case analysis applies
+to it in turn. A master that is no longer a voter holds no lease either (the holder may
+always err early). If T is down when the hand-over is chosen, every other voter's view
+of T ends `lease_ticks + margin` after it learned the value, and they campaign.
+
+Why stopping at once matters less than it seems, and what the simulator checks: until
+the hand-over is chosen, only M could have proposed at later instances, so M could in
+fact have served reads until it learned the value. What would break the lease is M
+keeping it after the hand-over was chosen (the `transfer-keeps-lease` mutant): T then
+holds a lease and commits writes M has not learned. The simulator checks both that no
+two nodes hold a lease at once and that a lease holder has learned every value any
+replica learned (its reads are never stale).
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 from paxdb.paxos.values import Value, ValueKind
@@ -49,27 +81,34 @@ def drift_margin_ticks(lease_ticks: int, drift_ppm: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class MasterClaim:
-    """The payload of a MASTER value.
+    """The payload of a MASTER value: `node_id` is master, issued by `issuer`.
 
-    `ballot_number` is the number of the ballot of the round that issued the claim. It
-    makes every issued claim distinct: ballots are never reused, even across restarts,
-    so a restarted node can never mistake a copy it issued in an earlier life (whose
-    issue tick it forgot) for the one it just issued, and count its lease too late.
+    `issuer` is the node that proposed it: `node_id` itself for a claim or a renewal, the
+    old master for a hand-over. `ballot_number` is the number of the ballot of the
+    issuer's round. Together they make every issued claim distinct: ballots are never
+    reused, even across restarts, so a restarted node can never mistake a copy it issued
+    in an earlier life (whose issue tick it forgot) for the one it just issued, and count
+    its lease too late; nor can a target mistake a hand-over for its own claim.
     """
 
     node_id: int
     lease_ticks: int
     prev_version: int
     ballot_number: int
+    issuer: int
 
     def __post_init__(self) -> None:
         assert self.node_id >= 0
         assert self.lease_ticks > 0
         assert self.prev_version >= NO_VERSION
         assert self.ballot_number > 0
+        assert self.issuer >= 0
 
     def to_value(self) -> Value:
-        text = f"{self.node_id} {self.lease_ticks} {self.prev_version} {self.ballot_number}"
+        text = (
+            f"{self.node_id} {self.lease_ticks} {self.prev_version} {self.ballot_number} "
+            f"{self.issuer}"
+        )
         return Value(ValueKind.MASTER, text.encode("ascii"))
 
     @staticmethod
@@ -78,12 +117,29 @@ class MasterClaim:
         if value.kind is not ValueKind.MASTER:
             raise ValueError("not a MASTER value")
         parts = value.payload.split(b" ")
-        if len(parts) != 4:
-            raise ValueError("MASTER payload needs four fields")
-        node_id, lease_ticks, prev_version, ballot_number = (int(part) for part in parts)
+        if len(parts) != 5:
+            raise ValueError("MASTER payload needs five fields")
+        node_id, lease_ticks, prev_version, ballot_number, issuer = (int(p) for p in parts)
         if node_id < 0 or lease_ticks <= 0 or prev_version < NO_VERSION or ballot_number <= 0:
             raise ValueError("MASTER payload out of range")
-        return MasterClaim(node_id, lease_ticks, prev_version, ballot_number)
+        if issuer < 0:
+            raise ValueError("MASTER issuer out of range")
+        return MasterClaim(node_id, lease_ticks, prev_version, ballot_number, issuer)
+
+
+@dataclass(slots=True)
+class Handover:
+    """A hand-over of the master role in progress on the old master.
+
+    `value` is the MASTER value naming `target`, once proposed, at `instance`; it is
+    proposed again, unchanged, while that instance is undecided, and rebuilt (new version,
+    new ballot) only at a later instance, so at most one of its versions can be chosen
+    anywhere the old master does not know about."""
+
+    token: Hashable
+    target: int
+    value: Value | None = None
+    instance: int = -1
 
 
 @dataclass(slots=True)
@@ -99,6 +155,7 @@ class MasterState:
     version: int = NO_VERSION
     view_end_tick: int = 0
     lease_end_tick: int | None = None
+    issuer: int | None = None  # Who issued the value in force (None: unknown, a checkpoint).
 
     def learn(
         self,
@@ -115,9 +172,11 @@ class MasterState:
         assert instance > self.version, "master versions only increase"
         self.master = claim.node_id
         self.version = instance
+        self.issuer = claim.issuer
         self.view_end_tick = now + claim.lease_ticks + margin_ticks
         self.lease_end_tick = None
         if claim.node_id == node_id and issue_tick is not None:
+            assert claim.issuer == node_id, "only our own claim has our issue tick"
             assert issue_tick <= now, "a value is issued before it is learned"
             self.lease_end_tick = issue_tick + claim.lease_ticks
             assert self.lease_end_tick < self.view_end_tick
@@ -134,6 +193,16 @@ class MasterState:
             return 0
         assert self.lease_end_tick is not None
         return self.lease_end_tick - now
+
+    def is_handed_to(self, node_id: int) -> bool:
+        """True on the target of a hand-over in force: it holds no lease and should
+        campaign at once (module docstring)."""
+        return (
+            self.master == node_id
+            and self.lease_end_tick is None
+            and self.issuer is not None
+            and self.issuer != node_id
+        )
 
     def believes_in_master(self, now: int) -> bool:
         """True while this node must not campaign: some master's lease may still run."""

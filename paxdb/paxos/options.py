@@ -28,6 +28,10 @@ MUTANTS: dict[str, str] = {
     "force at the last applied instance instead of the next one",
     "rejoin-without-fence": "a node that lost its disk votes at once, as if it had never "
     "voted before (the rejoining flag is ignored)",
+    "learner-votes-count": "a learner votes on Accepts and the master counts its Accepted "
+    "toward the quorum",
+    "transfer-keeps-lease": "an old master keeps its lease until it would have ended, "
+    "though it handed the master role over",
 }
 
 

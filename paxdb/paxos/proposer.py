@@ -128,6 +128,12 @@ class Proposer:
             size += len(value.payload)
         return Batch(Value(ValueKind.SQL_BATCH, encode_batch(items)), tuple(tokens))
 
+    def pop_front(self) -> Hashable:
+        """Remove the first queued request; returns its token."""
+        token = self.queue[0][0]
+        self._pop()
+        return token
+
     def _pop(self) -> None:
         _, value = self.queue.popleft()
         self.queued_bytes -= len(value.payload)

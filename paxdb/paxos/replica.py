@@ -16,7 +16,12 @@ What the replica decides (`_maybe_propose`), at its current instance, when idle:
 1. as the master whose lease is due for renewal (or lapsed): a MASTER value for itself;
 2. as the master: the next batch of queued requests;
 3. as a voting member that believes in no master, after a seeded random delay: a
-   MASTER value for itself (campaigning).
+   MASTER value for itself (campaigning); at once if a hand-over named it master.
+As the master handing its role over (`transfer_master`), it proposes nothing but the
+hand-over (master.py). A replica that is not a voter at its current instance (a learner
+or an outsider, membership.py) proposes nothing and votes for nothing: it learns from
+the Accept and Chosen messages it is sent (keeping the value of an Accept it heard, so a
+Chosen notice or the next Accept names it), and by catch-up.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from paxdb.paxos.fence import NONCE_MAX, Fence
 from paxdb.paxos.history import ConfigEntry, ConfigHistory
 from paxdb.paxos.learner import CatchupState, build_reply, verify_entry
 from paxdb.paxos.logview import LogReader
-from paxdb.paxos.master import MasterClaim, MasterState, drift_margin_ticks
+from paxdb.paxos.master import Handover, MasterClaim, MasterState, drift_margin_ticks
 from paxdb.paxos.membership import Membership, MembershipChange
 from paxdb.paxos.messages import (
     Accept,
@@ -130,6 +135,11 @@ class Replica:
         self.catchup = CatchupState()
         self.halted: CorruptionError | None = None
         self._master_issue: tuple[bytes, int] | None = None  # Our MASTER value, issue tick.
+        self.handover: Handover | None = None  # While handing the master role over.
+        self._kept_lease_end: int | None = None  # Only for the transfer-keeps-lease mutant.
+        # An Accept at our current instance that our acceptor did not vote for (we are
+        # not a voter, or fenced): its value lets us learn from Chosen or the next Accept.
+        self.heard: tuple[Ballot, Value] | None = None
         self.previous_ballot: Ballot | None = None  # Ballot that chose `instance - 1`.
         self._held_apply: list[LogEntry] = []  # Learned while a replay is still running.
         self._persist: list[Record] = []
@@ -157,7 +167,7 @@ class Replica:
         bounds = log.chosen_bounds(self.group)
         # A log that starts at 0 may still start from a seeded chain (paxdb restore).
         first_chain = bounds.chain_before if bounds.instance_min == 0 else CHAIN_START
-        start = base or CheckpointMeta(0, first_chain, self.config.members, -1, None, -1)
+        start = base or CheckpointMeta(0, first_chain, self.config.members, -1, None, -1, ())
         if bounds.instance_min > start.instance_next:
             raise StorageError(
                 f"group {self.group!r}: the log starts at {bounds.instance_min} but no "
@@ -168,7 +178,7 @@ class Replica:
                 f"group {self.group!r}: the database applied up to {applied_next - 1} but "
                 f"the log starts at {bounds.instance_min}; restore this node from a peer"
             )
-        self.membership = Membership(start.members, start.members_version)
+        self.membership = Membership(start.members, start.members_version, start.learners)
         self.master = MasterState(start.master, start.master_version)
         if start.master is not None:
             self.master.view_end_tick = self.options.lease_ticks + self.margin_ticks
@@ -223,7 +233,7 @@ class Replica:
     def tick(self) -> None:
         self._require_input()
         self.now += 1
-        if not self.master.holds_lease(self.node_id, self.now) and self.proposer.queue:
+        if not self._holds_lease() and self.proposer.queue:
             self._refuse_queue()
         if self.proposer.timed_out(self.now):
             self._on_round_timeout()
@@ -246,19 +256,50 @@ class Replica:
         self._require_input()
         if value.kind not in (ValueKind.SQL_BATCH, ValueKind.MEMBERSHIP, ValueKind.NOOP):
             raise UsageError(f"only the core proposes {value.kind.name} values")
-        if not self.master.holds_lease(self.node_id, self.now):
+        if not self._holds_lease():
             self._complete_not_master(token)
             return
-        if value.kind is ValueKind.MEMBERSHIP and self.proposer.has_membership_queued():
-            self._completions.append(
-                Completion(token, Outcome.DROPPED, reason="a membership change is in flight")
-            )
-            return
+        if value.kind is ValueKind.MEMBERSHIP:
+            reason = self._membership_refusal(value)
+            if reason is not None:
+                self.stats.bump("membership_refused")
+                self._completions.append(Completion(token, Outcome.DROPPED, reason=reason))
+                return
         if not self.proposer.enqueue(token, value):
             self._completions.append(
                 Completion(token, Outcome.DROPPED, reason="proposal queue is full")
             )
             return
+        self._after_input()
+
+    def transfer_master(self, target: int, token: Hashable) -> None:
+        """Hand the master role to voter `target` (master.py says why it is safe).
+
+        Only the lease holder may: otherwise the outcome is NOT_MASTER. A target that is
+        this node or not a voter is refused (DROPPED, with the reason). Otherwise this
+        replica stops holding its lease at once (queued requests are refused NOT_MASTER
+        with hint `target`) and proposes a MASTER value naming `target`; the outcome is
+        CHOSEN when that value is chosen, DROPPED if another master was chosen first.
+        """
+        self._require_input()
+        if not self._holds_lease():
+            self._complete_not_master(token)
+            return
+        reason = None
+        if target == self.node_id:
+            reason = f"node {target} is already the master"
+        elif not self.membership.is_member(target):
+            reason = f"node {target} is not a voter, so it cannot be master"
+        if reason is not None:
+            self.stats.bump("handover_refused")
+            self._completions.append(Completion(token, Outcome.DROPPED, reason=reason))
+            return
+        self.handover = Handover(token, target)
+        self.stats.bump("handover_started")
+        if self.options.mutant == "transfer-keeps-lease":
+            self._kept_lease_end = self.master.lease_end_tick
+        assert not self._holds_lease() or self.options.mutant == "transfer-keeps-lease"
+        self._refuse_queue()
         self._after_input()
 
     def restore(self, meta: CheckpointMeta) -> None:
@@ -270,7 +311,7 @@ class Replica:
             )
         self.instance = meta.instance_next
         self.chain = meta.chain
-        self.membership = Membership(meta.members, meta.members_version)
+        self.membership = Membership(meta.members, meta.members_version, meta.learners)
         master_version = meta.master_version
         if self.options.mutant == "restore-ignores-master-version":
             master_version = self.master.version
@@ -283,7 +324,9 @@ class Replica:
         self.replay_next = self.replay_end = self.instance
         self._apply.clear()
         self._held_apply.clear()
+        self.heard = None
         self._abandon_round()
+        self._end_handover(None)
         self.stats.bump("restored_checkpoint")
         self._after_input()
 
@@ -327,11 +370,23 @@ class Replica:
 
     @property
     def is_master(self) -> bool:
-        return self.halted is None and self.master.holds_lease(self.node_id, self.now)
+        return self.halted is None and self._holds_lease()
 
     @property
     def master_hint(self) -> int | None:
+        if self.handover is not None:
+            return self.handover.target
         return self.master.hint(self.node_id, self.now)
+
+    def _holds_lease(self) -> bool:
+        """The lease as this replica may use it: held, not being handed over, and held
+        by a voter (a master removed from the voters gives its lease up at once; the
+        holder may always err early, master.py)."""
+        if self._kept_lease_end is not None and self.now < self._kept_lease_end:
+            return True  # The transfer-keeps-lease mutant.
+        if not self.master.holds_lease(self.node_id, self.now):
+            return False  # First: the simulator asks every node after every event.
+        return self.handover is None and self.membership.is_member(self.node_id)
 
     @property
     def fenced(self) -> bool:
@@ -344,8 +399,11 @@ class Replica:
             return Role.HALTED
         if self.is_master:
             return Role.MASTER
+        if not self.membership.is_member(self.node_id):
+            return Role.LEARNER if self.membership.is_learner(self.node_id) else Role.OUTSIDER
         current = self.proposer.round
-        if current is not None and current.wanted.kind is ValueKind.MASTER:
+        is_claim = current is not None and current.wanted.kind is ValueKind.MASTER
+        if is_claim and self.handover is None:
             return Role.CANDIDATE
         return Role.FOLLOWER
 
@@ -381,6 +439,7 @@ class Replica:
             config.members_version,
             config.master,
             config.master_version,
+            config.learners,
         )
 
     def _chain_before(self, instance_next: int) -> int | None:
@@ -403,6 +462,7 @@ class Replica:
             self.master.lease_ticks_left(self.node_id, self.now),
             self.instance,
             self.membership.members,
+            self.membership.learners,
         )
 
     # Dispatch.
@@ -431,9 +491,13 @@ class Replica:
         """A message to ourselves: processed now, as if received."""
         self._dispatch(self.node_id, message)
 
-    def _broadcast(self, message: Message) -> None:
-        """To every member, ourselves included (processed at once)."""
-        for member in self.membership.members:
+    def _broadcast(self, message: Message, to_learners: bool = False) -> None:
+        """To every voter, ourselves included (processed at once), and to every learner
+        if `to_learners` (Accept: learners learn from it, they never answer)."""
+        targets = self.membership.members
+        if to_learners:
+            targets = targets + self.membership.learners
+        for member in targets:
             if member == self.node_id:
                 continue
             self._send.append(Envelope(self.group, self.node_id, member, message))
@@ -453,6 +517,9 @@ class Replica:
             return
         if self.fence is not None:
             self.stats.bump("fence_dropped_prepare")
+            return
+        if not self.membership.is_member(self.node_id):
+            self.stats.bump("non_voter_dropped_prepare")
             return
         if source != self.node_id and self._defers_to_master(source):
             self.stats.bump("prepare_refused_lease")
@@ -478,8 +545,9 @@ class Replica:
                 f"after chain {accept.chain_previous:#010x}, ours is {self.chain:#010x}; "
                 "this replica diverged and has stopped: restore it from a healthy peer"
             )
-        if self.fence is not None:
-            self.stats.bump("fence_dropped_accept")
+        if self.fence is not None or not self._votes_here():
+            self._hear(accept)
+            self.stats.bump("fence_dropped_accept" if self.fence else "non_voter_heard_accept")
             return
         decision = acceptor_rules.decide_accept(self.acceptor, accept)
         if decision.reply is None:
@@ -489,13 +557,39 @@ class Replica:
             self._persist_acceptor()
         self._send_to(source, decision.reply)
 
+    def _votes_here(self) -> bool:
+        """Whether our acceptor votes at our current instance: only a voter of the
+        configuration in force there does (membership.py). Under the learner-votes-count
+        mutant, learners vote too."""
+        if self.membership.is_member(self.node_id):
+            return True
+        mutant = self.options.mutant == "learner-votes-count"
+        return mutant and self.membership.is_learner(self.node_id)
+
+    def _hear(self, accept: Accept) -> None:
+        """Keep the value of an Accept at our current instance we did not vote for."""
+        assert accept.instance == self.instance
+        if self.heard is None or self.heard[0] <= accept.ballot:
+            self.heard = (accept.ballot, accept.value)
+
+    def _value_of(self, ballot: Ballot) -> Value | None:
+        """The value proposed with `ballot` at our current instance, if we know it: our
+        acceptor's vote, or an Accept we heard. A proposer sends one value per ballot
+        and instance, so a ballot that chose the instance names its value."""
+        if self.acceptor.accepted_ballot == ballot:
+            return self.acceptor.accepted_value
+        if self.heard is not None and self.heard[0] == ballot:
+            return self.heard[1]
+        return None
+
     def _learn_from_accept(self, accept: Accept) -> None:
         """An Accept for the next instance says which ballot chose the current one."""
         ballot = accept.previous_ballot
-        if ballot is None or self.acceptor.accepted_ballot != ballot:
+        if ballot is None:
             return
-        value = self.acceptor.accepted_value
-        assert value is not None
+        value = self._value_of(ballot)
+        if value is None:
+            return
         entry = LogEntry(self.instance, value, chain_next(self.chain, value))
         if entry.chain != accept.chain_previous:
             self._halt(
@@ -562,13 +656,22 @@ class Replica:
         assert current is not None and current.phase is Phase.ACCEPT
         assert current.instance == self.instance
         self.membership.assert_governs(current.instance)
+        assert self.membership.is_member(self.node_id), "only a voter proposes"
+        if value.kind is ValueKind.MEMBERSHIP and value is current.wanted:
+            # Our own change: checked against the version in force when taken.
+            change = MembershipChange.from_value(value)
+            assert change.prev_version == self.membership.version, "one change in flight"
         current.value = value
         self._broadcast(
-            Accept(current.ballot, current.instance, value, self.chain, self.previous_ballot)
+            Accept(current.ballot, current.instance, value, self.chain, self.previous_ballot),
+            to_learners=True,
         )
 
     def _on_accepted(self, source: int, accepted: Accepted) -> None:
-        if not self.membership.is_member(source):
+        counts = self.membership.is_member(source)
+        if self.options.mutant == "learner-votes-count":
+            counts = counts or self.membership.is_learner(source)
+        if not counts:
             self.stats.bump("drop_non_member")
             return
         if not self.proposer.on_accepted(source, accepted, self.membership.quorum):
@@ -578,7 +681,7 @@ class Replica:
         entry = LogEntry(current.instance, current.value, chain_next(self.chain, current.value))
         notice = Chosen(current.ballot, current.instance, entry.chain)
         self._learn(entry, current.ballot)
-        for member in self.membership.members:
+        for member in self.membership.members + self.membership.learners:
             if member != self.node_id:
                 self._send.append(Envelope(self.group, self.node_id, member, notice))
 
@@ -638,12 +741,11 @@ class Replica:
         if chosen.instance > self.instance:
             self._request_catchup(source)
             return
-        if self.acceptor.accepted_ballot != chosen.ballot:
+        value = self._value_of(chosen.ballot)
+        if value is None:
             self.stats.bump("chosen_unknown_value")
             self._request_catchup(source)
             return
-        value = self.acceptor.accepted_value
-        assert value is not None
         self._learn(LogEntry(chosen.instance, value, chosen.chain), chosen.ballot)
 
     def _on_catchup_request(self, source: int, request: CatchupRequest) -> None:
@@ -723,7 +825,9 @@ class Replica:
         fence = self.fence
         if fence is None:
             return
-        lift = fence.decide(self.node_id, self.membership.members, self.instance)
+        lift = fence.decide(
+            self.node_id, self.membership.members, self.membership.version, self.instance
+        )
         if lift is None:
             return
         self.fence = None
@@ -757,12 +861,14 @@ class Replica:
         self.instance += 1
         self.previous_ballot = ballot
         self.acceptor.move_to(self.instance)
+        self.heard = None
         current = self.proposer.round
         if current is not None and current.instance == entry.instance:
             self.proposer.end_round()
         issue_tick = self._issue_tick_for(entry.value)
         self._learn_system_value(entry, issue_tick)
         self._resolve_batch(entry)
+        self._resolve_handover(entry)
 
     def _issue_tick_for(self, value: Value) -> int | None:
         if value.kind is not ValueKind.MASTER or self._master_issue is None:
@@ -805,7 +911,10 @@ class Replica:
         self.history.record(self._config_from(entry.instance + 1))
         if was_master and claim.node_id != self.node_id:
             self._refuse_queue()
-        if claim.node_id != self.node_id:
+        if self.master.is_handed_to(self.node_id):
+            self.campaign_tick = self.now  # A hand-over named us: campaign at once.
+            self.stats.bump("handover_received")
+        elif claim.node_id != self.node_id:
             self.campaign_tick = self.master.view_end_tick + self._election_delay()
 
     def _config_from(self, instance: int) -> ConfigEntry:
@@ -816,7 +925,50 @@ class Replica:
             self.membership.version,
             self.master.master,
             self.master.version,
+            self.membership.learners,
         )
+
+    def _resolve_handover(self, entry: LogEntry) -> None:
+        """After learning `entry`: complete the hand-over, or propose it again at the
+        next instance, or give it up once it cannot be chosen and is moot."""
+        handover = self.handover
+        if handover is None:
+            return
+        if handover.value is not None and entry.instance == handover.instance:
+            if entry.value == handover.value:
+                self.stats.bump("handover_chosen")
+                self._end_handover(entry.instance)
+                return
+            handover.value = None  # Lost that instance; rebuilt at the next one if we may.
+        if handover.value is None and not self._may_hand_over():
+            self.stats.bump("handover_dropped")
+            self._end_handover(None)
+
+    def _may_hand_over(self) -> bool:
+        """We are still the master in force and a voter, and the target is a voter."""
+        target = self.handover.target if self.handover is not None else None
+        return (
+            self.master.master == self.node_id
+            and self.membership.is_member(self.node_id)
+            and target is not None
+            and self.membership.is_member(target)
+        )
+
+    def _end_handover(self, instance: int | None) -> None:
+        """Complete the hand-over: CHOSEN at `instance`, or DROPPED (None). A DROPPED
+        hand-over was never proposed, or lost its instance to another value; a restore
+        jumps past it, so its fate is unknown there: NOT_MASTER, ask the cluster."""
+        handover = self.handover
+        if handover is None:
+            return
+        self.handover = None
+        if instance is not None:
+            self._completions.append(Completion(handover.token, Outcome.CHOSEN, instance, 0))
+        elif handover.value is not None:
+            self._complete_not_master(handover.token)
+        else:
+            reason = "the master role changed hands, or the target left the voters, first"
+            self._completions.append(Completion(handover.token, Outcome.DROPPED, reason=reason))
 
     def _resolve_batch(self, entry: LogEntry | None) -> None:
         """Our batch's instance was decided (or abandoned): complete or re-queue it."""
@@ -831,7 +983,7 @@ class Replica:
                 self._completions.append(Completion(token, Outcome.CHOSEN, entry.instance, index))
             return
         self.stats.bump("batch_lost_instance")
-        if self.master.holds_lease(self.node_id, self.now):
+        if self._holds_lease():
             self._requeue(batch)
         else:
             for token in batch.tokens:
@@ -863,11 +1015,18 @@ class Replica:
     def _maybe_propose(self) -> bool:
         if self.fence is not None or self.shy is not None:
             return False
+        if not self.membership.is_member(self.node_id):
+            assert self.proposer.is_idle, "a round ends when its instance is learned"
+            return False  # Learners and outsiders never propose.
         if not self.proposer.is_idle or self.now < self.proposer.retry_tick:
             return False
         wanted = self._wanted_value()
         if wanted is None:
             return False
+        # Our own acceptor's promise is a ballot we have seen: a round below it would
+        # only be rejected by ourselves (it matters to a hand-over's target, which has
+        # voted for the old master's ballot but seen no Promise or Reject of it).
+        self.proposer.observe_ballot(self.acceptor.promised)
         message = self.proposer.start(self.instance, wanted, self.now, self.membership.version)
         if message is None:
             self._send_accept(wanted)
@@ -876,7 +1035,9 @@ class Replica:
         return True
 
     def _wanted_value(self) -> Value | None:
-        is_master = self.master.holds_lease(self.node_id, self.now)
+        if self.handover is not None:
+            return self._handover_value(self.handover)
+        is_master = self._holds_lease()
         if self._lease_due() or (not is_master and self._may_campaign()):
             return self._master_claim()
         batch = self.proposer.batch
@@ -884,6 +1045,8 @@ class Replica:
             # Our batch's instance is undecided: the master retries it, others wait.
             assert self.proposer.batch_instance == self.instance
             return batch.value if is_master else None
+        if is_master:
+            self._drop_stale_membership()
         if is_master and self.proposer.queue:
             batch = self.proposer.take_batch()
             assert batch is not None
@@ -901,11 +1064,68 @@ class Replica:
         """
         ballot = self.proposer.next_ballot(self.instance, self.membership.version)
         claim = MasterClaim(
-            self.node_id, self.options.lease_ticks, self.master.version, ballot.number
+            self.node_id, self.options.lease_ticks, self.master.version, ballot.number, self.node_id
         )
         value = claim.to_value()
         self._master_issue = (value.payload, self.now)
         return value
+
+    def _handover_value(self, handover: Handover) -> Value | None:
+        """The MASTER value naming the target: the same one again while the instance we
+        proposed it at is undecided, else a new one based on the master in force."""
+        if handover.value is not None:
+            assert handover.instance == self.instance, "resolved when its instance is learned"
+            return handover.value
+        assert self._may_hand_over(), "dropped as soon as it became moot"
+        ballot = self.proposer.next_ballot(self.instance, self.membership.version)
+        claim = MasterClaim(
+            handover.target,
+            self.options.lease_ticks,
+            self.master.version,
+            ballot.number,
+            self.node_id,
+        )
+        handover.value = claim.to_value()
+        handover.instance = self.instance
+        self.stats.bump("handover_proposed")
+        return handover.value
+
+    def _drop_stale_membership(self) -> None:
+        """A queued membership change whose version is no longer in force (another change
+        was chosen meanwhile, proposed by an earlier master) is refused, never proposed:
+        so our own changes are current when chosen (asserted in `_send_accept`)."""
+        queue = self.proposer.queue
+        while queue and queue[0][1].kind is ValueKind.MEMBERSHIP:
+            change = MembershipChange.from_value(queue[0][1])  # Checked when proposed.
+            if change.prev_version == self.membership.version:
+                return
+            token = self.proposer.pop_front()
+            self.stats.bump("membership_refused")
+            reason = self._stale_reason(change.prev_version)
+            self._completions.append(Completion(token, Outcome.DROPPED, reason=reason))
+
+    def _stale_reason(self, prev_version: int) -> str:
+        return (
+            f"the change is based on membership version {prev_version}, but version "
+            f"{self.membership.version} is in force; read the membership again and retry"
+        )
+
+    def _membership_refusal(self, value: Value) -> str | None:
+        """Why the master refuses to propose this MEMBERSHIP value, or None."""
+        try:
+            change = MembershipChange.from_value(value)
+        except ValueError as error:
+            return f"malformed membership change: {error}"
+        if change.prev_version != self.membership.version:
+            return self._stale_reason(change.prev_version)
+        if self.node_id not in change.members:
+            return (
+                f"the change takes the vote from node {self.node_id}, the master: transfer "
+                "the master role to another voter first"
+            )
+        if self.proposer.has_membership_queued():
+            return "a membership change is in flight"
+        return None
 
     def _lease_due(self) -> bool:
         """The master renews once `lease_renew_ticks` or less are left, or just lapsed."""
@@ -917,11 +1137,13 @@ class Replica:
         return master.lease_end_tick - self.now <= self.options.lease_renew_ticks
 
     def _may_campaign(self) -> bool:
-        return (
-            self.membership.is_member(self.node_id)
-            and not self.master.believes_in_master(self.now)
-            and self.now >= self.campaign_tick
-        )
+        """A voter campaigns once it believes in no master, after its election delay;
+        the target of a hand-over at once (master.py)."""
+        if not self.membership.is_member(self.node_id) or self.now < self.campaign_tick:
+            return False
+        if self.master.is_handed_to(self.node_id):
+            return True
+        return not self.master.believes_in_master(self.now)
 
     # Completions, status, halting.
 
@@ -975,7 +1197,7 @@ class Replica:
         """(role, master, members) of `status()`, without building it: `has_work` asks
         on every turn of the runtime's loop."""
         master = self.master.master if self.master.believes_in_master(self.now) else None
-        return (self.role, master, self.membership.members)
+        return (self.role, master, self.membership.members, self.membership.learners)
 
     def _take_status(self) -> Status | None:
         key = self._status_key()

@@ -108,7 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"seed {result.seed} ok: {result.ticks} ticks, {result.chosen} instances chosen, "
             f"{result.acknowledged} requests acknowledged, faults {result.faults}, "
-            f"checkpoints {result.checkpoints}, trace {result.trace_hash}"
+            f"checkpoints {result.checkpoints}, membership {result.membership}, "
+            f"trace {result.trace_hash}"
         )
         return 0
     seeds = args.seeds if args.seeds is not None else range(0, 200)
@@ -125,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"checkpoints: {summed(r.checkpoints for r in results)}")
     print(f"faults: {summed(r.faults for r in results)}")
+    print(f"membership: {summed(r.membership for r in results)}")
     return 1 if failures else 0
 
 

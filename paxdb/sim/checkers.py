@@ -2,7 +2,9 @@
 
 1. Agreement: at most one value is ever chosen per instance (across all replicas), and
    a value is learned only if it was chosen: some ballot's vote for it is durable on a
-   majority of acceptors.
+   majority of the voters in force at that instance. The checker follows the voters
+   itself, from the MEMBERSHIP values in the chosen log (a learner's vote, if one were
+   ever cast, never counts).
 2. Order: every replica applies 0, 1, 2, ... with no gap; a value applied again after
    a restart must be the same one with the same chain.
 3. Chain: replicas that applied instance i hold the same chain[i].
@@ -13,11 +15,14 @@
    broken promise is how a lost acceptor record shows before it costs agreement.
 5. Lease: at most one node holds a valid master lease at any simulated instant; and
    (5b, the reason why) the holder's lease ends, in real time, before any other node
-   that learned the same master value stops believing in it.
+   that learned the same master value stops believing in it; and (5c, what the lease
+   is for) a lease holder has learned every instance any replica has learned, so a
+   read it serves locally is never stale.
 7. State: replicas that applied every instance below i hold the same state-machine
    state (a digest of the values, computed here, independent of the core's chain),
    whether they applied those instances themselves or installed a checkpoint; and
-   replicas at the same instance agree on the membership and master in force there.
+   replicas at the same instance (voters, learners and outsiders alike) agree on the
+   membership (voters and learners) and master in force there.
    A checkpoint records exactly the chain, state, membership and master of its
    instance (`Replica.checkpoint_meta` must be exact).
 """
@@ -29,6 +34,7 @@ from dataclasses import dataclass, field
 
 from paxdb.ids import Ballot
 from paxdb.paxos.effects import CheckpointMeta
+from paxdb.paxos.membership import MembershipChange, quorum_size
 from paxdb.paxos.messages import LogEntry
 from paxdb.paxos.values import Value, ValueKind, decode_batch
 
@@ -39,8 +45,9 @@ class Violation(Exception):
 
 STATE_START = b"\x00" * 16  # The digest of the empty state machine.
 
-# Membership and master in force at an instance: members, version, master, version.
-Config = tuple[tuple[int, ...], int, int | None, int]
+# Membership and master in force at an instance: members, version, master, version,
+# learners.
+Config = tuple[tuple[int, ...], int, int | None, int, tuple[int, ...]]
 
 
 def state_after(digest: bytes, entry: LogEntry) -> bytes:
@@ -103,7 +110,9 @@ class Checker:
     votes: dict[int, Ballot] = field(default_factory=dict)  # Highest ballot each node voted.
     # instance -> ballot -> acceptor -> value; dropped once the instance is first learned.
     accepted: dict[int, dict[Ballot, dict[int, Value]]] = field(default_factory=dict)
-    quorum: int = 1
+    voters: tuple[int, ...] = (1,)  # In force at instance len(chosen): the bootstrap first.
+    learners: tuple[int, ...] = ()
+    voters_version: int = -1
     batch_items: dict[int, list[bytes]] = field(default_factory=dict)
     # instance_next -> digest of the state after applying every instance below it.
     states: dict[int, bytes] = field(default_factory=lambda: {0: STATE_START})
@@ -117,13 +126,36 @@ class Checker:
         self.accepted.setdefault(instance, {}).setdefault(ballot, {})[node_id] = value
 
     def _check_chosen(self, node_id: int, entry: LogEntry) -> None:
+        """The first time anyone learns `entry.instance`: a majority of the voters in force
+        there accepted it with one ballot. Instances are first learned in order (a replica
+        learns i after i - 1, or installs a checkpoint someone took after learning i - 1),
+        so the voters in force are those after every MEMBERSHIP value below it."""
+        if entry.instance != len(self.chosen):
+            raise Violation(
+                f"order: node {node_id} learned instance {entry.instance} before anyone "
+                f"learned instance {len(self.chosen)}"
+            )
+        voters, quorum = self.voters, quorum_size(len(self.voters))
         for votes in self.accepted.pop(entry.instance, {}).values():
-            if sum(1 for value in votes.values() if value == entry.value) >= self.quorum:
+            count = sum(1 for n, value in votes.items() if n in voters and value == entry.value)
+            if count >= quorum:
+                self._follow_membership(entry)
                 return
         raise Violation(
             f"agreement: node {node_id} learned a value at instance {entry.instance} that no "
-            "majority of acceptors accepted with one ballot"
+            f"majority of the voters {list(voters)} accepted with one ballot"
         )
+
+    def _follow_membership(self, entry: LogEntry) -> None:
+        if entry.value.kind is not ValueKind.MEMBERSHIP:
+            return
+        try:
+            change = MembershipChange.from_value(entry.value)
+        except ValueError:
+            return
+        if change.prev_version == self.voters_version:
+            self.voters, self.voters_version = change.members, entry.instance
+            self.learners = change.learners
 
     def on_vote(self, node_id: int, ballot: Ballot, what: str) -> None:
         self.checks += 1
@@ -181,7 +213,13 @@ class Checker:
                     f"the chain of instance {instance - 1}"
                 )
         self.on_state(node_id, instance, digest)
-        config = (meta.members, meta.members_version, meta.master, meta.master_version)
+        config = (
+            meta.members,
+            meta.members_version,
+            meta.master,
+            meta.master_version,
+            meta.learners,
+        )
         self.on_config(node_id, instance, config)
 
     def forget_votes(self, node_id: int) -> None:
@@ -226,6 +264,15 @@ class Checker:
         self.checks += 1
         if len(masters) > 1:
             raise Violation(f"lease: nodes {masters} all hold a valid lease at time {time}")
+
+    def check_read(self, holder: int, instance_next: int, time: int) -> None:
+        """5c. A lease holder serves local reads: it must know every value learned."""
+        if instance_next < len(self.chosen):
+            raise Violation(
+                f"stale read: node {holder} holds the lease at time {time} having learned "
+                f"up to instance {instance_next - 1}, but instance {len(self.chosen) - 1} "
+                "was learned elsewhere"
+            )
 
     def check_lease_order(self, holder: int, lease_end: int, observer: int, view_end: int) -> None:
         """5b. The reason 5 holds: no node stops believing in a lease before it ends."""

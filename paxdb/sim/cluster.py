@@ -9,9 +9,11 @@ its `AppliedLog`, record completions), and the invariants are checked.
 
 A run has two phases. The fault phase injects crashes (losing a random part of the
 unsynced writes), restarts, partitions (including one-way), loss, duplication and
-long delays, with client requests at every node. The liveness phase then heals a
-majority and requires a master among it, that a set of fresh requests sent to it are
-all chosen, and that the majority converges, each within a bound of ticks.
+long delays, with client requests at every node, and an operator (membership.py) that
+adds nodes beyond the initial cluster, promotes, removes and hands the master role
+over. The liveness phase then heals a majority of the voters in force (with every
+learner) and requires a master among it, that a set of fresh requests sent to it are
+all chosen, and that those nodes converge, each within a bound of ticks.
 
 Same seed, same run: the trace hash proves it.
 """
@@ -27,7 +29,8 @@ from typing import cast
 
 from paxdb.ids import BALLOT_ZERO
 from paxdb.paxos import describe
-from paxdb.paxos.effects import AcceptorRecord, Completion, Envelope, Outcome, Record
+from paxdb.paxos.effects import AcceptorRecord, Completion, Envelope, Outcome, Record, Role
+from paxdb.paxos.membership import MembershipChange
 from paxdb.paxos.messages import Accepted, Promise
 from paxdb.paxos.replica import Replica, ReplicaConfig
 from paxdb.sim.checkers import AppliedLog, Checker, Violation
@@ -39,14 +42,15 @@ from paxdb.sim.checkpoints import (
     keep_newest,
     truncation_point,
 )
+from paxdb.sim.liveness import run_phases
+from paxdb.sim.membership import AdminOp, Operator
 from paxdb.sim.network import UNITS_PER_TICK, Network, NetworkFaults
 from paxdb.sim.options import SimOptions
-from paxdb.sim.workload import LIVENESS_RETRIES_MAX, Workload, payload_for, value_for
+from paxdb.sim.workload import Workload, payload_for, value_for
 from paxdb.storage.memory import MemoryLogStore
 
 GROUP = "sim"
 TRACE_LINES_KEPT = 400
-LIVENESS_REQUESTS = 8
 
 
 @dataclass(slots=True)
@@ -63,6 +67,7 @@ class SimNode:
     incarnation: int = 0
     start_time: int = 0  # Tick k of this incarnation happens at start_time + k * period.
     tokens: dict[int, int] = field(default_factory=dict)  # token -> request id
+    admin: dict[int, AdminOp] = field(default_factory=dict)  # token -> operator request
 
 
 @dataclass(slots=True)
@@ -76,6 +81,7 @@ class RunResult:
     acknowledged: int
     faults: dict[str, int]
     checkpoints: dict[str, int] = field(default_factory=dict)
+    membership: dict[str, int] = field(default_factory=dict)
     message: str = ""
     trace_tail: list[str] = field(default_factory=list)
     core_seconds: float = 0.0
@@ -94,9 +100,15 @@ class Simulation:
             long_delay=options.long_delay,
         )
         self.network = Network(random.Random(seed * 7 + 1), faults)
-        self.members = tuple(range(1, options.nodes + 1))
+        self.members = tuple(range(1, options.nodes + 1))  # The bootstrap configuration.
         self.nodes = {n: SimNode(n, self._draw_period()) for n in self.members}
-        self.checker = Checker(quorum=len(self.members) // 2 + 1)
+        spare_ids = range(options.nodes + 1, options.nodes + 1 + options.spare_nodes)
+        self.spare_periods = {n: self._draw_period() for n in spare_ids}
+        self.spares = sorted(self.spare_periods)  # Ids that have not joined yet.
+        self.checker = Checker(voters=self.members)
+        self.operator = Operator(
+            self, random.Random(f"membership-{seed}"), options.membership_every
+        )
         self.workload = Workload()
         self.time = 0
         self.events: list[tuple[int, int, str, object]] = []
@@ -121,10 +133,11 @@ class Simulation:
             "install_crashes": 0,
         }
         self.healed: tuple[int, ...] | None = None
+        self.required: tuple[int, ...] = ()  # Healed nodes that must converge.
         for node in self.nodes.values():
             node.applied = AppliedLog(node.node_id)
             node.rejoining = options.start_rejoining  # A runtime that cannot tell.
-            self._start(node)
+            self.start(node)
 
     # Events.
 
@@ -137,12 +150,12 @@ class Simulation:
         self.sequence += 1
         heapq.heappush(self.events, (self.time + delay, self.sequence, kind, data))
 
-    def _log(self, line: str) -> None:
+    def log(self, line: str) -> None:
         text = f"{self.time} {line}"
         self.trace.append(text)
         self.trace_hash.update(text.encode())
 
-    def _start(self, node: SimNode) -> None:
+    def start(self, node: SimNode) -> None:
         assert node.applied is not None
         config = ReplicaConfig(
             node.node_id, GROUP, self.members, self.core_options, self.seed + node.incarnation
@@ -158,9 +171,10 @@ class Simulation:
         node.incarnation += 1
         node.start_time = self.time
         node.tokens.clear()
+        node.admin.clear()
         node.fetching = False  # A transfer to the previous incarnation died with it.
         self._schedule(node.period, "tick", (node.node_id, node.incarnation))
-        self._pump(node)
+        self.pump(node)
 
     def run_until(self, end_time: int, fault_phase: bool) -> None:
         while self.events and self.events[0][0] <= end_time:
@@ -169,6 +183,7 @@ class Simulation:
             self._handle(kind, data)
             if fault_phase:
                 self._maybe_fault()
+                self.operator.maybe_step(self.time // UNITS_PER_TICK)
             self._check_lease()
         self.time = end_time
 
@@ -183,7 +198,7 @@ class Simulation:
             self._schedule(node.period, "tick", data)
             if self.healed is None:
                 self._maybe_request(node)
-            self._pump(node)
+            self.pump(node)
             if node.replica is not None:
                 self._maybe_checkpoint(node)
         elif kind == "deliver":
@@ -191,9 +206,9 @@ class Simulation:
             node = self.nodes[data.target]
             if node.replica is None:
                 return
-            self._log(f"recv {describe.envelope(data)}")
+            self.log(f"recv {describe.envelope(data)}")
             node.replica.step(data)
-            voted = self._pump(node)
+            voted = self.pump(node)
             if voted is not None and self.healed is None:
                 chance = self.options.crash_after_reply
                 if voted is Promise:
@@ -211,7 +226,7 @@ class Simulation:
                 self._retry_elsewhere(request_id, None)
                 return
             self.propose(node, request_id)
-            self._pump(node)
+            self.pump(node)
         elif kind == "fetch":
             assert isinstance(data, Fetch)
             self._on_fetch(data)
@@ -219,12 +234,12 @@ class Simulation:
             node = self.nodes[cast(int, data)]
             if node.replica is None:
                 self.faults["restart"] += 1
-                self._log(f"restart {node.node_id}")
-                self._start(node)
+                self.log(f"restart {node.node_id}")
+                self.start(node)
 
     # Carrying out effects, as the real runtime does.
 
-    def _pump(self, node: SimNode) -> type | None:
+    def pump(self, node: SimNode) -> type | None:
         """Carry out the node's effects; returns Promise or Accepted if it sent one."""
         replica = node.replica
         assert replica is not None and node.applied is not None
@@ -248,6 +263,8 @@ class Simulation:
                         node.node_id, envelope.message.ballot, type(envelope.message).__name__
                     )
                 self._transmit(envelope)
+            if effects.apply and replica.role is Role.LEARNER:
+                self.operator.counts["learner_applied"] += len(effects.apply)
             for entry in effects.apply:
                 self.checker.on_apply(node.node_id, entry)
                 if node.applied.apply(entry):
@@ -255,14 +272,14 @@ class Simulation:
             for completion in effects.completions:
                 self._complete(node, completion)
             if effects.status is not None:
-                self._log(f"node {node.node_id} {describe.effects(effects)[-1]}")
+                self.log(f"node {node.node_id} {describe.effects(effects)[-1]}")
             if effects.need_checkpoint is not None:
                 self._request_checkpoint(node, effects.need_checkpoint)
             replica.advance(effects)
         self._check_config(node)
         if node.was_fenced and not replica.fenced:
             self.faults["rejoined"] += 1
-            self._log(f"node {node.node_id} lifted its fence")
+            self.log(f"node {node.node_id} lifted its fence")
         node.was_fenced = replica.fenced
         return voted
 
@@ -270,7 +287,13 @@ class Simulation:
         replica = node.replica
         assert replica is not None
         membership, master = replica.membership, replica.master
-        config = (membership.members, membership.version, master.master, master.version)
+        config = (
+            membership.members,
+            membership.version,
+            master.master,
+            master.version,
+            membership.learners,
+        )
         self.checker.on_config(node.node_id, replica.instance, config)
 
     # Checkpoints (see checkpoints.py).
@@ -288,13 +311,13 @@ class Simulation:
         self.checker.on_checkpoint(node.node_id, meta, checkpoint.digest)
         node.checkpoints = keep_newest(node.checkpoints, checkpoint)
         self.checkpoint_counts["taken"] += 1
-        self._log(f"checkpoint {node.node_id} i={meta.instance_next}")
+        self.log(f"checkpoint {node.node_id} i={meta.instance_next}")
         bounds = node.store.chosen_bounds(GROUP)
         below = truncation_point(bounds, meta.instance_next, self.options.log_hold)
         if below is not None:
             node.store.truncate_below(GROUP, below)
             self.checkpoint_counts["truncations"] += 1
-            self._log(f"truncate {node.node_id} below={below}")
+            self.log(f"truncate {node.node_id} below={below}")
 
     def _request_checkpoint(self, node: SimNode, peer: int) -> None:
         self.checkpoint_counts["needed"] += 1
@@ -319,7 +342,7 @@ class Simulation:
         )
         if peer.replica is None or peer.incarnation != fetch.peer_incarnation or cut:
             self.checkpoint_counts["fetch_failures"] += 1
-            self._log(f"fetch {fetch.node_id}<-{fetch.peer} failed")
+            self.log(f"fetch {fetch.node_id}<-{fetch.peer} failed")
             if fetch.attempt < FETCH_ATTEMPTS_MAX:
                 node.fetching = True
                 attempt = fetch.attempt + 1
@@ -342,14 +365,14 @@ class Simulation:
         )
         node.checkpoints = keep_newest(node.checkpoints, checkpoint)
         self.checkpoint_counts["installs"] += 1
-        self._log(f"install {node.node_id} i={meta.instance_next}")
+        self.log(f"install {node.node_id} i={meta.instance_next}")
         if self.healed is None and self.rng.random() < self.options.crash_during_install:
             self.checkpoint_counts["install_crashes"] += 1
             self._crash(node.node_id)
             return
         assert node.replica is not None
         node.replica.restore(meta)
-        self._pump(node)
+        self.pump(node)
 
     def _transmit(self, envelope: Envelope) -> None:
         for delay in self.network.plan(envelope):
@@ -369,8 +392,14 @@ class Simulation:
                 )
 
     def _complete(self, node: SimNode, completion: Completion) -> None:
+        op = node.admin.pop(completion.token, None)  # type: ignore[call-overload]
+        if op is not None:
+            outcome = describe.completion(completion)
+            self.log(f"node {node.node_id} {op.kind} {op.node_id} {outcome}")
+            self.operator.on_complete(node, op, completion)
+            return
         request_id = node.tokens.pop(completion.token)  # type: ignore[call-overload]
-        self._log(f"node {node.node_id} {describe.completion(completion)}")
+        self.log(f"node {node.node_id} {describe.completion(completion)}")
         if completion.outcome is Outcome.CHOSEN:
             self.workload.chosen += 1
             self.workload.finished(request_id)
@@ -385,13 +414,13 @@ class Simulation:
         if not self.workload.retry_allowed(request_id):
             self.workload.dropped += 1
             return
-        target = hint if hint is not None else self.rng.choice(self.members)
+        target = hint if hint is not None else self.rng.choice(sorted(self.nodes))
         self._schedule(self.rng.randint(1, 5) * UNITS_PER_TICK, "retry", (target, request_id))
 
     # Workload and faults.
 
     def _maybe_request(self, node: SimNode) -> None:
-        rate = self.options.request_rate / len(self.members)
+        rate = self.options.request_rate / len(self.nodes)
         while rate > 0:
             if self.rng.random() >= min(rate, 1.0):
                 return
@@ -405,17 +434,17 @@ class Simulation:
         node.replica.propose(value_for(request_id), token)
 
     def _maybe_fault(self) -> None:
-        per_event = 1 / (3 * len(self.members))  # Faults are drawn per tick, roughly.
+        per_event = 1 / (3 * len(self.nodes))  # Faults are drawn per tick, roughly.
         if self.rng.random() < self.options.crash_rate * per_event:
-            self._crash(self.rng.choice(self.members))
+            self._crash(self.rng.choice(sorted(self.nodes)))
         if self.options.wipe_rate and self.rng.random() < self.options.wipe_rate * per_event:
-            self._wipe(self.rng.choice(self.members))
+            self._wipe(self.rng.choice(sorted(self.nodes)))
         if self.rng.random() < self.options.partition_rate * per_event:
             self._partition()
         if self.network.blocked and self.rng.random() < self.options.heal_rate * per_event:
             self.network.heal()
             self.faults["heal"] += 1
-            self._log("heal")
+            self.log("heal")
 
     def _crash(self, node_id: int) -> None:
         node = self.nodes[node_id]
@@ -428,7 +457,7 @@ class Simulation:
         node.store.crash(keep)
         node.replica = None
         self.faults["crash"] += 1
-        self._log(f"crash {node_id} keep={keep}")
+        self.log(f"crash {node_id} keep={keep}")
         self._restart_later(node)
 
     def _wipe(self, node_id: int) -> None:
@@ -438,15 +467,64 @@ class Simulation:
         node = self.nodes[node_id]
         if node.replica is None or self.rejoin_in_progress():
             return
+        node.replica = None
+        self._erase(node)
+        self._restart_later(node)
+
+    def _erase(self, node: SimNode) -> None:
+        assert node.replica is None
         node.store = MemoryLogStore()
-        node.applied = AppliedLog(node_id)
+        node.applied = AppliedLog(node.node_id)
         node.checkpoints = []
         node.rejoining = True
-        node.replica = None
-        self.checker.forget_votes(node_id)
+        node.fetching = False
+        self.checker.forget_votes(node.node_id)
         self.faults["wipe"] += 1
-        self._log(f"wipe {node_id}")
-        self._restart_later(node)
+        self.log(f"wipe {node.node_id}")
+
+    # Membership (the operator's hands, membership.py).
+
+    def join(self, node_id: int) -> None:
+        """A new node id starts with an empty disk, rejoining, from the bootstrap
+        configuration, as a real joiner does."""
+        assert node_id == self.spares[0]
+        self.spares.pop(0)
+        node = SimNode(node_id, self.spare_periods[node_id])
+        node.applied = AppliedLog(node_id)
+        node.rejoining = True
+        self.nodes[node_id] = node
+        self.log(f"join {node_id}")
+        self.start(node)
+
+    def wipe_removed(self, node_id: int) -> None:
+        """A removed node loses its disk before it is added again (a down node where it
+        lies: its restart is scheduled already)."""
+        node = self.nodes[node_id]
+        if node.replica is not None:
+            self._wipe(node_id)
+        elif not self.rejoin_in_progress():
+            self._erase(node)
+
+    def admin(self, node: SimNode, op: AdminOp, change: MembershipChange | None) -> None:
+        """Propose a membership change, or the hand-over to `op.node_id` if `change` is
+        None, at the master `node`."""
+        replica = node.replica
+        assert replica is not None
+        token = self.sequence = self.sequence + 1
+        node.admin[token] = op
+        self.log(f"admin {node.node_id} {op.kind} {op.node_id}")
+        if change is None:
+            replica.transfer_master(op.node_id, token)
+        else:
+            replica.propose(change.to_value(), token)
+        self.pump(node)
+
+    def master_node(self) -> SimNode | None:
+        for node_id in sorted(self.nodes):
+            node = self.nodes[node_id]
+            if node.replica is not None and node.replica.is_master:
+                return node
+        return None
 
     def rejoin_in_progress(self) -> bool:
         """Some wiped node has not completed its rejoin: its disk holds no acceptor record
@@ -461,31 +539,34 @@ class Simulation:
         assert node.replica is None
         if self.options.restart_ticks_max == 0:  # A supervisor restarts it at once.
             self.faults["restart"] += 1
-            self._start(node)
+            self.start(node)
             return
         restart = self.rng.randint(1, self.options.restart_ticks_max) * UNITS_PER_TICK
         self._schedule(restart, "restart", node.node_id)
 
     def _partition(self) -> None:
-        nodes = list(self.members)
+        nodes = sorted(self.nodes)
         self.rng.shuffle(nodes)
         cut = self.rng.randint(1, len(nodes) - 1)
         one_way = self.rng.random() < 0.3
         self.network.partition(nodes[:cut], nodes[cut:], one_way)
         self.faults["partition"] += 1
-        self._log(f"partition {sorted(nodes[:cut])} | {sorted(nodes[cut:])} one_way={one_way}")
+        self.log(f"partition {sorted(nodes[:cut])} | {sorted(nodes[cut:])} one_way={one_way}")
 
     def _check_lease(self) -> None:
         masters = [n for n in self.nodes.values() if n.replica and n.replica.is_master]
         self.checker.check_lease([n.node_id for n in masters], self.time)
         for holder in masters:
+            assert holder.replica is not None
+            self.checker.check_read(holder.node_id, holder.replica.instance, self.time)
             self._check_lease_order(holder)
 
     def _check_lease_order(self, holder: SimNode) -> None:
         """The holder's lease ends, in real time, before any other node's view of it."""
         assert holder.replica is not None
         state = holder.replica.master
-        assert state.lease_end_tick is not None
+        if state.master != holder.node_id or state.lease_end_tick is None:
+            return  # Only under the transfer-keeps-lease mutant: 5 and 5c catch it.
         lease_end = holder.start_time + state.lease_end_tick * holder.period
         for node in self.nodes.values():
             replica = node.replica
@@ -497,42 +578,13 @@ class Simulation:
             view_end = node.start_time + view.view_end_tick * node.period
             self.checker.check_lease_order(holder.node_id, lease_end, node.node_id, view_end)
 
-    # Liveness.
-
-    def heal_majority(self) -> tuple[int, ...]:
-        nodes = list(self.members)
-        self.rng.shuffle(nodes)
-        majority = tuple(sorted(nodes[: len(nodes) // 2 + 1 + self.rng.randint(0, 1)]))
-        majority = majority[: len(nodes)]
-        if self.rejoin_in_progress():  # Its fence needs q other members to answer.
-            majority = self.members
-        self.network.heal(list(majority))
-        outside = [n for n in self.members if n not in majority]
-        self.network.partition(list(majority), outside, one_way=False)
-        self.network.faults.loss = 0.0
-        self.network.faults.long_delay = 0.0
-        self.network.faults.delay_max = min(self.network.faults.delay_max, 1500)
-        for node_id in majority:
-            if self.nodes[node_id].replica is None:
-                self._start(self.nodes[node_id])
-        self.healed = majority
-        self._log(f"heal majority {list(majority)}")
-        return majority
-
-    def master_among(self, nodes: tuple[int, ...]) -> int | None:
-        for node_id in nodes:
-            replica = self.nodes[node_id].replica
-            if replica is not None and replica.is_master:
-                return node_id
-        return None
-
 
 def run_seed(seed: int, mutant: str | None = None) -> RunResult:
     """Run one seed; never raises for an invariant violation, returns it instead."""
     options = SimOptions.draw(seed, mutant)
     simulation = Simulation(seed, options)
     try:
-        _run_phases(simulation)
+        run_phases(simulation)
         ok, message = True, ""
     except Violation as violation:
         ok, message = False, str(violation)
@@ -554,47 +606,7 @@ def run_seed(seed: int, mutant: str | None = None) -> RunResult:
             messages_duplicated=simulation.network.duplicated,
         ),
         checkpoints=dict(simulation.checkpoint_counts),
+        membership=dict(simulation.operator.counts),
         message=message,
         trace_tail=list(simulation.trace) if not ok else [],
     )
-
-
-def _run_phases(simulation: Simulation) -> None:
-    options = simulation.options
-    simulation.run_until(options.fault_ticks * UNITS_PER_TICK, fault_phase=True)
-    majority = simulation.heal_majority()
-    deadline = simulation.time + options.liveness_ticks_max * UNITS_PER_TICK
-    step = UNITS_PER_TICK
-    while simulation.master_among(majority) is None:
-        if simulation.time >= deadline:
-            raise Violation(f"liveness: no master among healed nodes {list(majority)}")
-        simulation.run_until(simulation.time + step, fault_phase=False)
-    master = simulation.master_among(majority)
-    assert master is not None
-    ids = [simulation.workload.new_request(LIVENESS_RETRIES_MAX) for _ in range(LIVENESS_REQUESTS)]
-    for request_id in ids:
-        simulation.propose(simulation.nodes[master], request_id)
-    simulation._pump(simulation.nodes[master])
-    deadline = simulation.time + options.liveness_ticks_max * UNITS_PER_TICK
-    while not _liveness_done(simulation, ids, majority):
-        if simulation.time >= deadline:
-            missing = [i for i in ids if i not in simulation.checker.acknowledged]
-            raise Violation(
-                f"liveness: requests {missing} sent to master {master} were not chosen, or "
-                f"nodes {list(majority)} did not converge, within {options.liveness_ticks_max} "
-                "ticks"
-            )
-        simulation.run_until(simulation.time + step, fault_phase=False)
-    simulation.checker.check_all_acknowledged()
-
-
-def _liveness_done(simulation: Simulation, ids: list[int], majority: tuple[int, ...]) -> bool:
-    if any(i not in simulation.checker.acknowledged for i in ids):
-        return False
-    instances = set()
-    for node_id in majority:
-        replica = simulation.nodes[node_id].replica
-        if replica is None or replica.fenced:
-            return False
-        instances.add(replica.instance)
-    return len(instances) == 1

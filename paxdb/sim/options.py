@@ -47,6 +47,8 @@ class SimOptions:
     wipe_after_reply: float = 0.0  # Chance to wipe a node right after it sends an Accepted.
     start_rejoining: bool = False  # Every node starts with rejoining=True (bootstrap).
     mutant: str | None = None
+    spare_nodes: int = 0  # Node ids beyond the initial cluster that may join.
+    membership_every: int = 0  # Ticks between the operator's steps; 0: no changes.
 
     @staticmethod
     def draw(seed: int, mutant: str | None = None) -> SimOptions:
@@ -79,6 +81,7 @@ class SimOptions:
             .with_request_rate(rng)
             .with_checkpoints(rng)
             .with_wipes(rng)
+            .with_membership(rng)
         )
 
     def with_request_rate(self, rng: random.Random) -> SimOptions:
@@ -104,6 +107,14 @@ class SimOptions:
             wipe_rate=rng.choice((0.0, 0.0, 0.005, 0.02)),
             wipe_after_reply=rng.choice((0.0, 0.0, 0.0, 0.01)),
             start_rejoining=rng.random() < 0.25,
+        )
+
+    def with_membership(self, rng: random.Random) -> SimOptions:
+        """Membership changes and hand-overs in most runs (paxdb/sim/membership.py)."""
+        return replace(
+            self,
+            spare_nodes=rng.choice((1, 2)),
+            membership_every=rng.choice((0, 30, 60, 120)),
         )
 
     def core_options(self) -> Options:

@@ -46,6 +46,19 @@ def test_ci_seeds_pass_every_invariant() -> None:
     # So must wipes and rejoins (a wiped node lifting its fence).
     assert sum(r.faults["wipe"] for r in results) > 300
     assert sum(r.faults["rejoined"] for r in results) > 300
+    # And membership: new nodes join as learners and learn, learners are promoted, the
+    # master role is handed over and the former master removed, removed ids come back.
+    members = {name: sum(r.membership[name] for r in results) for name in results[0].membership}
+    assert members["changes"] > 300, members
+    assert members["joins"] > 100, members
+    assert members["learners_added"] > 150, members
+    assert members["learner_applied"] > 5_000, members
+    assert members["promoted"] > 40, members
+    assert members["voters_removed"] > 80, members
+    assert members["transfers"] > 300, members
+    assert members["former_master_removed"] > 50, members
+    assert members["learners_removed"] > 50, members
+    assert members["readded"] > 50, members
 
 
 @pytest.mark.timeout(600)

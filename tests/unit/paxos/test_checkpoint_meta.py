@@ -26,7 +26,7 @@ MEMBERS = (1, 2, 3)
 
 
 def master(node_id: int, prev_version: int) -> Value:
-    return MasterClaim(node_id, 40, prev_version, 1 + node_id).to_value()
+    return MasterClaim(node_id, 40, prev_version, 1 + node_id, node_id).to_value()
 
 
 def membership(members: tuple[int, ...], prev_version: int) -> Value:

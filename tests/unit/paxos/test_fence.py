@@ -74,7 +74,7 @@ def test_when_the_fence_lifts(
     fence = Fence(NONCE)
     for source, reply in replies.items():
         assert fence.on_reply(source, reply)
-    assert fence.decide(3, members, instance_next) == expected
+    assert fence.decide(3, members, -1, instance_next) == expected
 
 
 def test_only_replies_to_our_own_probes_count_and_reports_only_grow() -> None:
@@ -344,7 +344,7 @@ def test_a_wiped_node_catches_up_lifts_and_votes_again(count: int) -> None:
 
 
 def _decide_without_promise_floor(
-    fence: Fence, node_id: int, members: tuple[int, ...], instance_next: int
+    fence: Fence, node_id: int, members: tuple[int, ...], version: int, instance_next: int
 ) -> Lift | None:
     """The first rule considered: H from q reports, lift once our instance is past it."""
     reports = [fence.reports[p] for p in members if p != node_id and p in fence.reports]

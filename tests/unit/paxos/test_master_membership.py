@@ -20,16 +20,24 @@ def test_margin_makes_the_holder_lease_end_first_at_the_extreme_rates(lease: int
 
 
 def test_claim_round_trips_and_rejects_garbage() -> None:
-    claim = MasterClaim(3, 200, 41, 7)
+    claim = MasterClaim(3, 200, 41, 7, 3)
     assert MasterClaim.from_value(claim.to_value()) == claim
-    for payload in (b"", b"1 2 3", b"a b c d", b"-1 2 3 4", b"1 0 3 4", b"1 2 3 0"):
+    for payload in (
+        b"",
+        b"1 2 3 4",
+        b"a b c d e",
+        b"-1 2 3 4 1",
+        b"1 0 3 4 1",
+        b"1 2 3 0 1",
+        b"1 2 3 4 -1",
+    ):
         with pytest.raises(ValueError):
             MasterClaim.from_value(Value(ValueKind.MASTER, payload))
 
 
 def test_holder_counts_from_issue_and_observers_from_learning_plus_margin() -> None:
     holder, observer = MasterState(), MasterState()
-    claim = MasterClaim(1, 100, -1, 1)
+    claim = MasterClaim(1, 100, -1, 1, 1)
     assert holder.learn(claim, 0, now=10, node_id=1, issue_tick=4, margin_ticks=12)
     assert observer.learn(claim, 0, now=10, node_id=2, issue_tick=None, margin_ticks=12)
     assert holder.lease_end_tick == 104
@@ -42,15 +50,15 @@ def test_holder_counts_from_issue_and_observers_from_learning_plus_margin() -> N
 
 def test_a_stale_claim_changes_nothing() -> None:
     state = MasterState()
-    assert state.learn(MasterClaim(1, 100, -1, 1), 0, 0, 1, 0, 5)
-    assert not state.learn(MasterClaim(2, 100, -1, 1), 3, 1, 1, None, 5)
+    assert state.learn(MasterClaim(1, 100, -1, 1, 1), 0, 0, 1, 0, 5)
+    assert not state.learn(MasterClaim(2, 100, -1, 1, 2), 3, 1, 1, None, 5)
     assert state.master == 1
     assert state.version == 0
 
 
 def test_a_restarted_holder_without_its_issue_tick_holds_no_lease() -> None:
     state = MasterState()
-    state.learn(MasterClaim(1, 100, -1, 1), 0, now=5, node_id=1, issue_tick=None, margin_ticks=5)
+    state.learn(MasterClaim(1, 100, -1, 1, 1), 0, now=5, node_id=1, issue_tick=None, margin_ticks=5)
     assert state.master == 1
     assert not state.holds_lease(1, 6)
     assert state.believes_in_master(6)
