@@ -65,6 +65,13 @@ class Cluster:
         )
         self.process(node_id)
 
+    def join(self, node_id: int) -> None:
+        """A new node id starts with an empty disk, rejoining, from the bootstrap
+        configuration (which it is not in), as a real joiner does."""
+        assert node_id not in self.nodes
+        self.nodes[node_id] = Node(node_id, rejoining=True)
+        self.start(node_id)
+
     def crash(self, node_id: int, keep: int = 0) -> None:
         node = self.nodes[node_id]
         node.store.crash(keep)
@@ -115,8 +122,12 @@ class Cluster:
         raise AssertionError(f"no pending {kind.__name__} {source}->{target}: {self.pending}")
 
     def deliver(self, envelope: Envelope) -> None:
-        node = self.nodes[envelope.target]
-        if node.replica is None or {envelope.source, envelope.target} & self.isolated:
+        node = self.nodes.get(envelope.target)  # None: a node id not started yet.
+        if (
+            node is None
+            or node.replica is None
+            or {envelope.source, envelope.target} & self.isolated
+        ):
             return
         node.replica.step(envelope)
         self.process(envelope.target)
