@@ -10,7 +10,8 @@ change, and picks one step that fits the configuration in force there:
   and add it back as a learner;
 - promote: a learner that lifted its fence and caught up becomes a voter;
 - remove a voter other than the master, keeping `VOTERS_MIN` voters, one of them from
-  the initial cluster (a joiner learns from its bootstrap configuration);
+  the initial cluster (a joiner learns from its bootstrap configuration), and a majority
+  of them up and past their fence (`_may_remove` says why);
 - hand over: transfer the master role to another voter; once that is chosen, the former
   master is removed at a later step, first of all ("remove the master");
 - remove a learner.
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from paxdb.paxos.effects import Completion, Outcome
-from paxdb.paxos.membership import MembershipChange
+from paxdb.paxos.membership import MembershipChange, quorum_size
 
 if TYPE_CHECKING:
     from paxdb.sim.cluster import SimNode, Simulation
@@ -137,11 +138,21 @@ class Operator:
         return choices
 
     def _may_remove(self, voters: tuple[int, ...], node_id: int) -> bool:
+        """As a careful operator: keep `VOTERS_MIN` voters, one from the initial cluster,
+        and a majority of them up and past their fence. A fenced voter lifts only once
+        the others choose values past its horizon (fence.py): without such a majority
+        the group could never choose again."""
         if node_id not in voters:
             return False
         rest = [voter for voter in voters if voter != node_id]
-        initial = self.sim.members
-        return len(rest) >= VOTERS_MIN and any(voter in initial for voter in rest)
+        if len(rest) < VOTERS_MIN or not any(voter in self.sim.members for voter in rest):
+            return False
+        ready = sum(1 for voter in rest if self._is_ready(voter))
+        return ready >= quorum_size(len(rest))
+
+    def _is_ready(self, node_id: int) -> bool:
+        node = self.sim.nodes.get(node_id)
+        return node is not None and node.replica is not None and not node.replica.fenced
 
     def _caught_up(self, node_id: int, instance: int) -> bool:
         node = self.sim.nodes.get(node_id)
