@@ -75,6 +75,17 @@ def shell(ctx: click.Context) -> None:
     type=click.IntRange(1, 100_000),
     hidden=True,  # For benchmarks and tests: a large value makes a node campaign last.
 )
+@click.option(
+    "--join",
+    metavar="URL",
+    help="Join the running cluster at URL (with an empty --data; instead of --peers).",
+)
+@click.option(
+    "--learner",
+    is_flag=True,
+    default=None,
+    help="With --join: receive everything and serve local reads, but never vote.",
+)
 @click.option("--config", "config_file", help="A TOML file with the same keys.")
 def serve(
     node_id: int | None,
@@ -88,6 +99,8 @@ def serve(
     checkpoint_log_mb: int | None,
     log_keep: int | None,
     election_jitter_ticks: int | None,
+    join: str | None,
+    learner: bool | None,
     config_file: str | None,
 ) -> None:
     """Run one node until SIGTERM or SIGINT."""
@@ -110,6 +123,8 @@ def serve(
             log_keep=log_keep,
             checkpoint_log_mb=checkpoint_log_mb,
             election_jitter_ticks=election_jitter_ticks,
+            join=join,
+            learner=learner,
         )
         configure_logging(config.node_id)
         run(config)
@@ -151,6 +166,71 @@ def status(url: str, as_json: bool) -> None:
     for peer_id, peer in report["peers"].items():
         peer_rows.append((peer_id, peer["address"], peer["client"], "yes" if peer["up"] else "no"))
     _table(peer_rows)
+
+
+@main.command()
+@click.argument("url")
+@click.argument(
+    "operation", type=click.Choice(["list", "add", "promote", "remove"]), default="list"
+)
+@click.argument("node", required=False)
+def members(url: str, operation: str, node: str | None) -> None:
+    """List or change the cluster's members, through the log.
+
+    \b
+      paxdb members URL list                  voters, learners, addresses
+      paxdb members URL add ID=HOST:PORT      add a node as a learner
+      paxdb members URL promote ID            make a learner a voter
+      paxdb members URL remove ID             remove a node (the master hands over first)
+
+    A node started with `paxdb serve --join URL` adds itself and asks to vote once it
+    has caught up (unless started with --learner); `add` and `promote` are for doing
+    it by hand. One change at a time; each takes effect from the instance it prints.
+    """
+    if operation == "list":
+        _list_members(fetch_status(url))
+        return
+    node_id, address = _member_argument(operation, node)
+    from paxdb.errors import Error
+    from paxdb.node.join import request_change
+
+    _addresses(url)  # A bad URL fails here, with one line.
+    try:
+        outcome = request_change(url, operation, node_id, address)
+    except Error as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(outcome)
+
+
+def _member_argument(operation: str, node: str | None) -> tuple[int, str]:
+    if node is None:
+        shape = "ID=HOST:PORT" if operation == "add" else "ID"
+        raise click.UsageError(f"{operation} needs the node: paxdb members URL {operation} {shape}")
+    node_text, _, address = node.partition("=")
+    if not node_text.strip().isdigit() or not 0 < int(node_text) < 2**31:
+        raise click.UsageError(f"{node_text!r} is not a node id (1, 2, ...)")
+    if operation == "add" and not address:
+        raise click.UsageError("add needs the node's peer address: ID=HOST:PORT")
+    if operation != "add" and address:
+        raise click.UsageError(f"{operation} takes the node id only, not an address")
+    return int(node_text), address.strip()
+
+
+def _list_members(report: dict[str, Any]) -> None:
+    main_group = report["groups"].get("main", {})
+    voters = set(main_group.get("members", ()))
+    learners = set(main_group.get("learners", ()))
+    master = main_group.get("master")
+    rows = [("node", "role", "address", "client", "up")]
+    for peer_id, peer in report["peers"].items():
+        node_id = int(peer_id)
+        role = "voter" if node_id in voters else "learner" if node_id in learners else "-"
+        if node_id == master:
+            role += " (master)"
+        up = "yes" if peer["up"] else "no"
+        rows.append((peer_id, role, peer["address"], peer["client"], up))
+    _table(rows)
+    click.echo(f"as of instance {main_group.get('members_version')} (node {report['node']}'s view)")
 
 
 def _table(rows: Sequence[tuple[str, ...]]) -> None:

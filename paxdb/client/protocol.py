@@ -12,6 +12,10 @@ Requests
             `fw`: set by a node that relays the request to the master (optional).
     status  the node's view of the cluster, for `paxdb status` and the shell.
     backup  a chunk of a consistent copy of a database (`paxdb backup`).
+    members a membership change (`paxdb members`, `--join`): `op` add|promote|remove,
+            `node` the node id, `addr` its peer address (add only). Answered by the
+            master of `main` with a `res` whose one result has one row
+            (instance, outcome text), or an error naming the master to ask.
 
 Replies
     res     `r`: one result per statement; `e`: the error (then `r` is empty); `i`: the
@@ -139,6 +143,20 @@ class CheckpointReply:
     meta: dict[str, Any]
 
 
+MEMBERS_OPERATIONS = ("add", "promote", "remove")
+ADDRESS_CHARS_MAX = 300
+
+
+@dataclass(frozen=True, slots=True)
+class MembersRequest:
+    """Change the cluster's membership; see paxdb/node/membership.py."""
+
+    request_id: int
+    operation: str
+    node_id: int
+    address: str = ""
+
+
 ClientMessage = (
     ExecuteRequest
     | ExecuteReply
@@ -148,6 +166,7 @@ ClientMessage = (
     | BackupReply
     | CheckpointRequest
     | CheckpointReply
+    | MembersRequest
 )
 BACKUP_CHUNK_BYTES = 1024 * 1024  # Data per BackupReply.
 TOKEN_CHARS_MAX = 64
@@ -214,6 +233,14 @@ def encode(message: ClientMessage) -> bytes:
             "db": message.database,
             "name": message.name,
             "off": message.offset,
+        }
+    elif isinstance(message, MembersRequest):
+        body = {
+            "t": "members",
+            "id": message.request_id,
+            "op": message.operation,
+            "node": message.node_id,
+            "addr": message.address,
         }
     elif isinstance(message, CheckpointReply):
         body = {
@@ -301,6 +328,17 @@ def decode(mapping: dict[str, Any]) -> ClientMessage:
                 data,
                 _int(mapping["crc"], 2**32 - 1, "crc"),
                 meta,
+            )
+        if tag == "members":
+            operation, address = mapping["op"], mapping["addr"]
+            if operation not in MEMBERS_OPERATIONS:
+                raise RemoteProtocolError(
+                    f"membership operation must be one of {MEMBERS_OPERATIONS}"
+                )
+            if not isinstance(address, str) or len(address) > ADDRESS_CHARS_MAX:
+                raise RemoteProtocolError("a peer address is a short string HOST:PORT")
+            return MembersRequest(
+                request_id, operation, _int(mapping["node"], 2**31 - 1, "node"), address
             )
         if tag == "stat":
             status = mapping["s"]

@@ -86,6 +86,7 @@ class Checkpoint:
             "chain": self.meta.chain,
             "members": list(self.meta.members),
             "members_version": self.meta.members_version,
+            "learners": list(self.meta.learners),
             "master": self.meta.master,
             "master_version": self.meta.master_version,
             "size": self.size,
@@ -111,6 +112,12 @@ def meta_from_json(raw: object) -> tuple[CheckpointMeta, int, str]:
         if members != tuple(sorted(set(members))):
             raise CheckpointFormatError("members must be sorted and unique")
         members_version = _int(raw["members_version"], -1, instance_next - 1)
+        learners_raw = raw.get("learners", [])
+        if not isinstance(learners_raw, list) or len(learners_raw) > limits.MEMBERS_MAX:
+            raise CheckpointFormatError("learners must be a short list")
+        learners = tuple(_int(m, 0, limits.NODE_ID_MAX) for m in learners_raw)
+        if learners != tuple(sorted(set(learners))) or set(learners) & set(members):
+            raise CheckpointFormatError("learners must be sorted, unique and not voters")
         master = raw["master"]
         if master is not None:
             master = _int(master, 0, limits.NODE_ID_MAX)
@@ -121,7 +128,9 @@ def meta_from_json(raw: object) -> tuple[CheckpointMeta, int, str]:
         raise CheckpointFormatError(f"checkpoint metadata lacks {missing}") from None
     if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
         raise CheckpointFormatError("sha256 must be 64 hex digits")
-    meta = CheckpointMeta(instance_next, chain, members, members_version, master, master_version)
+    meta = CheckpointMeta(
+        instance_next, chain, members, members_version, master, master_version, learners
+    )
     return meta, size, digest
 
 

@@ -11,8 +11,10 @@ The data directory (DESIGN.md, "Fixed: data directory"):
 The cluster id is derived from the bootstrap member list (sorted `id=host:port` pairs)
 and the lease timing (`tick_ms`, lease ticks), so nodes started independently with the
 same `--peers` and `--tick-ms` agree on it without a coordinator; a data directory
-created for another cluster is refused. (So a node cannot move to another address
-before membership changes exist.)
+created for another cluster is refused. The bootstrap list never changes after that:
+members added later (`paxdb members`, `--join`) are in the log, not in the cluster id.
+cluster.json keeps the bootstrap list, so a node restarts without `--peers`, and a
+node that joined a running cluster (`--join URL`) learned it from that cluster.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import json
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,8 @@ CONFIG_KEYS = {
     "checkpoint_every",
     "checkpoint_log_mb",
     "log_keep",
+    "join",
+    "learner",
 }
 _ADDRESS = re.compile(r"\A(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})\Z")
 
@@ -98,15 +102,27 @@ class NodeConfig:
     data_dir: Path
     listen: Address
     client: Address
-    peers: dict[int, Address]  # Every member, this node included.
+    # The cluster's bootstrap members (its first configuration; this node included unless
+    # it joined later). The members in force now are in each database's log.
+    peers: dict[int, Address]
     secret: bytes | None = None
     tick_ms: int = limits.TICK_MS
     options: Options = field(default_factory=Options)
     checkpoints: CheckpointPolicy = field(default_factory=CheckpointPolicy)
+    join: str | None = None  # URL of a running cluster to join (--join).
+    learner: bool = False  # Join as a non-voting learner and stay one (--learner).
+    # Addresses of members added after the bootstrap, as a joining node learned them from
+    # the cluster (until its databases' own membership says where everyone is).
+    known: dict[int, Address] = field(default_factory=dict)
 
     @property
     def members(self) -> tuple[int, ...]:
+        """The bootstrap members (every database's configuration at instance 0)."""
         return tuple(sorted(self.peers))
+
+    @property
+    def peers_spec(self) -> str:
+        return ",".join(f"{n}={format_address(self.peers[n])}" for n in self.members)
 
     @property
     def cluster_id(self) -> str:
@@ -114,15 +130,14 @@ class NodeConfig:
         the lease is counted in ticks, so nodes with another tick length or lease could
         believe in a master longer than it holds its lease. Such a node is refused at
         the handshake as belonging to another cluster."""
-        spec = ",".join(f"{n}={format_address(self.peers[n])}" for n in self.members)
-        spec += f";tick_ms={self.tick_ms};lease_ticks={self.options.lease_ticks}"
+        spec = self.peers_spec + f";tick_ms={self.tick_ms};lease_ticks={self.options.lease_ticks}"
         return "paxdb-" + hashlib.sha256(spec.encode()).hexdigest()[:16]
 
     def client_address_of(self, node_id: int) -> Address:
         """Where node `node_id` serves clients (peer port + 1000 unless told otherwise)."""
         if node_id == self.node_id:
             return self.client
-        host, port = self.peers[node_id]
+        host, port = self.peers[node_id] if node_id in self.peers else self.known[node_id]
         return host, port + CLIENT_PORT_OFFSET
 
 
@@ -139,8 +154,14 @@ def build_config(
     log_keep: int | None = None,
     checkpoint_log_mb: int | None = None,
     election_jitter_ticks: int | None = None,
+    join: str | None = None,
+    learner: bool | None = None,
 ) -> NodeConfig:
-    """Flags override the config file; the result is fully validated."""
+    """Flags override the config file; the result is fully validated.
+
+    The bootstrap members come from `--peers`, else from the data directory's
+    cluster.json, else (with `--join URL` and an empty directory) from the cluster later:
+    see `joined_config`."""
     values: dict[str, Any] = _read_config_file(config_file) if config_file else {}
     flags = {
         "id": node_id,
@@ -153,6 +174,8 @@ def build_config(
         "checkpoint_every": checkpoint_every,
         "checkpoint_log_mb": checkpoint_log_mb,
         "log_keep": log_keep,
+        "join": join,
+        "learner": learner,
     }
     values.update({k: v for k, v in flags.items() if v is not None})
     for required in ("id", "data", "listen"):
@@ -162,13 +185,31 @@ def build_config(
     if not 0 < this <= limits.NODE_ID_MAX:
         raise ConfigError(f"--id {this} must be 1-{limits.NODE_ID_MAX}")
     listen_address = parse_address(str(values["listen"]), "--listen")
-    members = parse_peers(str(values.get("peers") or ""))
+    data_dir = Path(str(values["data"])).expanduser()
+    stored = read_identity(data_dir)
+    join_url = str(values["join"]) if values.get("join") else None
+    known: dict[int, Address] = {}
+    if values.get("peers"):
+        members = parse_peers(str(values["peers"]))
+        members.setdefault(this, listen_address)
+    elif stored is not None and "peers" in stored:
+        members = parse_peers(str(stored["peers"]))
+        if values.get("tick_ms") is None:
+            values["tick_ms"] = stored.get("tick_ms")
+        known = {
+            int(node_id): parse_address(str(text), f"node {node_id}")
+            for node_id, text in dict(stored.get("known") or {}).items()
+        }
+    elif join_url is not None:
+        members = {}  # Learned from the cluster at start (joined_config).
+    else:
+        members = {this: listen_address}  # A one-node cluster.
     if members.get(this, listen_address) != listen_address:
+        source = "--peers" if values.get("peers") else f"{data_dir}/cluster.json"
         raise ConfigError(
-            f"--peers says node {this} is at {format_address(members[this])}, "
+            f"{source} says node {this} is at {format_address(members[this])}, "
             f"but --listen is {format_address(listen_address)}"
         )
-    members[this] = listen_address
     client_text = values.get("client")
     client_address = (
         parse_address(str(client_text), "--client")
@@ -179,7 +220,7 @@ def build_config(
         raise ConfigError("--client and --listen must be different addresses")
     return NodeConfig(
         node_id=this,
-        data_dir=Path(str(values["data"])).expanduser(),
+        data_dir=data_dir,
         listen=listen_address,
         client=client_address,
         peers=members,
@@ -193,7 +234,47 @@ def build_config(
             log_mb=_count(values, "checkpoint_log_mb", CheckpointPolicy.log_mb, 1),
             log_keep=_count(values, "log_keep", CheckpointPolicy.log_keep, 0),
         ),
+        join=join_url,
+        learner=bool(values.get("learner")),
+        known=known,
     )
+
+
+def joined_config(config: NodeConfig, status: dict[str, Any]) -> NodeConfig:
+    """`config` completed with what a running cluster reported (`paxdb status --json`
+    of the `--join` URL): its bootstrap members and tick, checked against its id."""
+    try:
+        cluster_id = str(status["cluster"])
+        peers = parse_peers(str(status["bootstrap"]))
+        tick_ms = _tick_ms(status["tick_ms"])
+        known = {
+            int(node_id): parse_address(str(peer["address"]), f"node {node_id}")
+            for node_id, peer in dict(status["peers"]).items()
+        }
+    except (KeyError, TypeError, ValueError, ConfigError) as error:
+        raise ConfigError(
+            f"--join {config.join}: the node's status is not usable ({error}); "
+            "is it a paxdb node of this version?"
+        ) from None
+    if peers.get(config.node_id, config.listen) != config.listen:
+        raise ConfigError(
+            f"the cluster says node {config.node_id} is at "
+            f"{format_address(peers[config.node_id])}, but --listen is "
+            f"{format_address(config.listen)}"
+        )
+    if known.get(config.node_id, config.listen) != config.listen:
+        raise ConfigError(
+            f"the cluster already has a node {config.node_id} at "
+            f"{format_address(known[config.node_id])}; choose another --id, or remove "
+            f"that node first (paxdb members URL remove {config.node_id})"
+        )
+    joined = replace(config, peers=peers, tick_ms=tick_ms, known=known)
+    if joined.cluster_id != cluster_id:
+        raise ConfigError(
+            f"--join {config.join}: the cluster's id {cluster_id} does not follow from its "
+            f"members and timing ({joined.cluster_id}); the nodes run another paxdb version"
+        )
+    return joined
 
 
 def _count(values: dict[str, Any], key: str, default: int, low: int) -> int:
@@ -272,18 +353,17 @@ def claim_data_dir(config: NodeConfig) -> bool:
         "cluster_id": config.cluster_id,
         "node_id": config.node_id,
         "members": list(config.members),
+        "peers": config.peers_spec,
+        "tick_ms": config.tick_ms,
+        "known": {str(n): format_address(a) for n, a in sorted(config.known.items())},
     }
     if not identity.exists():
         temporary = identity.with_suffix(".tmp")
         temporary.write_text(json.dumps(expected, indent=2) + "\n")
         os.replace(temporary, identity)
         return True
-    try:
-        found = json.loads(identity.read_text())
-    except (OSError, ValueError) as error:
-        raise ConfigError(
-            f"{identity} is unreadable ({error}); is this a paxdb data directory?"
-        ) from None
+    found = read_identity(directory)
+    assert found is not None
     if found.get("format_version") != FORMAT_VERSION:
         raise ConfigError(
             f"{identity} has format {found.get('format_version')}, this paxdb "
@@ -301,3 +381,19 @@ def claim_data_dir(config: NodeConfig) -> bool:
             f"not node {config.node_id}"
         )
     return False
+
+
+def read_identity(directory: Path) -> dict[str, Any] | None:
+    """DIR/cluster.json, or None if the directory has none yet."""
+    identity = directory / "cluster.json"
+    try:
+        found = json.loads(identity.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        raise ConfigError(
+            f"{identity} is unreadable ({error}); is this a paxdb data directory?"
+        ) from None
+    if not isinstance(found, dict):
+        raise ConfigError(f"{identity} is not a paxdb identity file")
+    return found

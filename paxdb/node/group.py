@@ -36,6 +36,7 @@ from paxdb.node.checkpoints import (
 )
 from paxdb.paxos.chain import CHAIN_START
 from paxdb.paxos.effects import CheckpointMeta, Completion, Outcome
+from paxdb.paxos.membership import MembershipChange
 from paxdb.paxos.messages import LogEntry
 from paxdb.paxos.replica import Replica, ReplicaConfig
 from paxdb.paxos.values import ValueKind, decode_batch
@@ -88,6 +89,9 @@ class Group:
     checkpoint_bytes_mark: int = 0  # `applied_bytes` when the newest checkpoint began.
     checkpoints_taken: int = 0  # Since this process started.
     checkpoints_installed: int = 0
+    members_changed: bool = False  # The members in force changed; the runtime resets it.
+    logged_role: tuple[object, ...] | None = None  # What the runtime last logged.
+    logged_members: tuple[object, ...] | None = None
 
     @staticmethod
     def open(config: ReplicaConfig, store: LogStore, directory: Path) -> Group:
@@ -150,6 +154,7 @@ class Group:
                 f"its metadata says ({meta.instance_next - 1}, {meta.chain:#010x})"
             )
         self.replica.restore(meta)
+        self.members_changed = True
         self._results.clear()
         self.applied_event.set()
         self.applied_event = asyncio.Event()
@@ -178,6 +183,8 @@ class Group:
             self.applied_bytes += len(entry.value.payload)
             if entry.value.kind is ValueKind.SQL_BATCH:
                 self._results[entry.instance] = self._apply_batch(entry)
+            elif entry.value.kind is ValueKind.MEMBERSHIP:
+                self.machine.apply_noop(entry.instance, entry.chain, self._taking_effect(entry))
             else:
                 self.machine.apply_noop(entry.instance, entry.chain)
             # The database keeps only its latest chain: compare there. An older instance
@@ -191,6 +198,20 @@ class Group:
         if entries:
             self.applied_event.set()
             self.applied_event = asyncio.Event()
+
+    def _taking_effect(self, entry: LogEntry) -> bytes | None:
+        """The payload of a MEMBERSHIP value if it takes effect, by the core's own rule
+        (well-formed, and based on the version in force: paxos/membership.py)."""
+        if entry.instance <= self.machine.applied_instance:
+            return None  # A replay the database already holds.
+        try:
+            change = MembershipChange.from_value(entry.value)
+        except ValueError:
+            return None
+        if change.prev_version != self.machine.members[0]:
+            return None
+        self.members_changed = True
+        return entry.value.payload
 
     def _apply_batch(self, entry: LogEntry) -> list[RequestResult | None]:
         items = decode_batch(entry.value.payload)

@@ -13,7 +13,14 @@ import os
 import signal
 import sys
 
-from paxdb.node.config import ConfigError, NodeConfig, claim_data_dir, format_address
+from paxdb.node.config import (
+    ConfigError,
+    NodeConfig,
+    claim_data_dir,
+    format_address,
+    joined_config,
+)
+from paxdb.node.join import Joiner, cluster_status
 from paxdb.node.runtime import NodeRuntime
 from paxdb.node.server import ClientServer
 
@@ -48,6 +55,11 @@ def serve(config: NodeConfig) -> None:
     """Run the node in this thread until a signal; raises ServeError or ConfigError."""
     if not __debug__:
         raise ServeError("paxdb refuses to run with assertions off (python -O)")
+    if config.join is not None and not config.peers:
+        config = joined_config(config, cluster_status(config.join))
+        logger.info(
+            "joining cluster %s (bootstrap members %s)", config.cluster_id, config.peers_spec
+        )
     claim_data_dir(config)
     install_uvloop()
     asyncio.run(_serve(config))
@@ -63,14 +75,20 @@ async def _serve(config: NodeConfig) -> None:
 
     runtime = NodeRuntime(config, on_fatal=on_fatal)
     server = ClientServer(runtime)
+    joiner: asyncio.Task[None] | None = None
     try:
         await _start(runtime, server)
+        if config.join is not None:
+            joiner = asyncio.create_task(Joiner(runtime, config.join).run())
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stopping.set)
         await stopping.wait()
         logger.info("stopping")
     finally:
+        if joiner is not None:
+            joiner.cancel()
+            await asyncio.gather(joiner, return_exceptions=True)
         await server.stop()
         await runtime.stop()
     if fatal:

@@ -48,6 +48,8 @@ def restore(data_dir: Path, source: Path, database: str = "main") -> str:
         connection.execute("BEGIN IMMEDIATE")
         connection.execute("DELETE FROM _paxdb_dedupe")  # Clients of the old cluster.
         connection.execute("UPDATE _paxdb_meta SET applied_instance = -1, chain = ?", (chain,))
+        # The old cluster's members and addresses: the new one starts from its --peers.
+        connection.execute("UPDATE _paxdb_members SET version = -1, value = NULL")
         connection.execute("COMMIT")
     finally:
         connection.close()

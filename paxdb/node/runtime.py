@@ -29,8 +29,9 @@ from pathlib import Path
 from paxdb.errors import CorruptionError, OperationalError, ReplicaHalted, StorageError
 from paxdb.net.transport import Transport
 from paxdb.node.catchup import Checkpointer
-from paxdb.node.config import NodeConfig, format_address
+from paxdb.node.config import CLIENT_PORT_OFFSET, Address, NodeConfig, format_address
 from paxdb.node.group import Group
+from paxdb.node.membership import MEMBERS_DATABASE, members_in_force
 from paxdb.paxos.effects import Effects, Envelope, Record, Role
 from paxdb.paxos.replica import ReplicaConfig
 from paxdb.storage.file_log import FileLogStore
@@ -49,11 +50,14 @@ class NodeRuntime:
         self.node_id = config.node_id
         self.store = FileLogStore(config.data_dir / "log")
         self.groups: dict[str, Group] = {}
+        # Where every node is: the bootstrap members, overridden by what the databases'
+        # membership says (membership.py); `refresh_peers` keeps the transport in step.
+        self.peers: dict[int, Address] = {**config.known, **config.peers}
         self.transport = Transport(
             config.node_id,
             config.cluster_id,
             config.listen,
-            config.peers,
+            self.peers,
             config.secret,
             self._on_envelope,
         )
@@ -69,11 +73,12 @@ class NodeRuntime:
         self.checkpointer = Checkpointer(
             config.checkpoints,
             self.store.truncate_below,
-            config.client_address_of,
+            self.client_address_of,
             self.schedule_flush,
         )
         for name in sorted({DEFAULT_DATABASE, *self._existing_groups()}):
             self.group(name)
+        self.refresh_peers()
 
     def _existing_groups(self) -> list[str]:
         names = set(self.store.groups())
@@ -221,6 +226,9 @@ class NodeRuntime:
         except (ReplicaHalted, CorruptionError) as error:
             group.halt(str(error))
             return
+        if group.members_changed:
+            group.members_changed = False
+            self.refresh_peers()
         group.complete(effects.completions)
         if effects.status is not None:
             self._log_status(group, effects)
@@ -231,9 +239,30 @@ class NodeRuntime:
             self.checkpointer.need_checkpoint(group, effects.need_checkpoint)
 
     def _log_status(self, group: Group, effects: Effects) -> None:
+        """One line when the role, the master or the members change."""
         status = effects.status
         assert status is not None
-        if status.role is Role.MASTER:
+        seen = (status.role, status.master)
+        members = (status.members, status.learners)
+        if group.logged_members != members:
+            if group.logged_members is not None:
+                logger.info(
+                    "group %s: voters %s, learners %s",
+                    group.name,
+                    list(status.members),
+                    list(status.learners),
+                )
+            group.logged_members = members
+        if group.logged_role == seen:
+            return
+        group.logged_role = seen
+        if status.role is Role.LEARNER:
+            logger.info(
+                "group %s: this node is a learner; master is node %s", group.name, status.master
+            )
+        elif status.role is Role.OUTSIDER:
+            logger.info("group %s: this node is not a member", group.name)
+        elif status.role is Role.MASTER:
             logger.info("group %s: this node is master", group.name)
         elif status.role is Role.FOLLOWER and status.master is None:
             logger.info("group %s: no master known; an election will follow", group.name)
@@ -248,17 +277,48 @@ class NodeRuntime:
         if self._on_fatal is not None:
             self._on_fatal(reason)
 
+    # Where the nodes are.
+
+    def refresh_peers(self) -> None:
+        """Rebuild the address book from the members in force in every database (`main`
+        last, so it wins) and hand it to the transport: a node added by a membership
+        change is dialled, and accepted when it dials us."""
+        peers = {**self.config.known, **self.config.peers}
+        for name in sorted(self.groups, key=lambda name: name == MEMBERS_DATABASE):
+            try:
+                peers.update(members_in_force(self.groups[name], self.config.peers).addresses)
+            except ValueError as error:
+                logger.error("group %s: unreadable members in force: %s", name, error)
+        peers.pop(self.node_id, None)
+        if peers != {n: a for n, a in self.peers.items() if n != self.node_id}:
+            logger.info(
+                "peers: %s",
+                ", ".join(f"{n}={format_address(a)}" for n, a in sorted(peers.items())),
+            )
+            self.peers = peers
+            self.transport.set_peers(peers)
+
+    def client_address_of(self, node_id: int) -> Address:
+        """Where node `node_id` serves clients (peer port + 1000 unless told otherwise)."""
+        if node_id == self.node_id:
+            return self.config.client
+        host, port = self.peers[node_id]
+        return host, port + CLIENT_PORT_OFFSET
+
+    def client_address_text(self, node_id: int) -> str | None:
+        if node_id == self.node_id and self.client_address is not None:
+            return format_address(self.client_address)  # The bound port, even for port 0.
+        if node_id != self.node_id and node_id not in self.peers:
+            return None
+        return format_address(self.client_address_of(node_id))
+
     # Queries.
 
     def master_client_address(self, group: Group) -> str | None:
         master = group.replica.master_hint
         if master is None and group.replica.is_master:
             master = self.node_id
-        if master is None or master not in self.config.peers:
-            return None
-        if master == self.node_id and self.client_address is not None:
-            return format_address(self.client_address)  # The bound port, even for port 0.
-        return format_address(self.config.client_address_of(master))
+        return None if master is None else self.client_address_text(master)
 
     def group_path(self, name: str) -> Path:
         return self.config.data_dir / "groups" / name / "db.sqlite"

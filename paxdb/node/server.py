@@ -26,6 +26,7 @@ import logging
 import os
 import time
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from paxdb.client.protocol import (
     Consistency,
     ExecuteReply,
     ExecuteRequest,
+    MembersRequest,
     StatusReply,
     StatusRequest,
     decode,
@@ -47,8 +49,10 @@ from paxdb.client.protocol import (
     request_id_of,
 )
 from paxdb.node.backup import BackupService
+from paxdb.node.config import parse_address
 from paxdb.node.forward import Forwarder
 from paxdb.node.group import BARRIER, Group, WriteOutcome, stamp_item
+from paxdb.node.membership import MEMBERS_DATABASE, MembersFollower, MembersService
 from paxdb.node.runtime import NodeRuntime
 from paxdb.node.status import node_status
 from paxdb.paxos.effects import Outcome
@@ -84,6 +88,9 @@ class ClientServer:
         # Reads run off the loop, so a long SELECT never delays ticks, votes or leases.
         # One thread: the state machine has one read connection.
         self._readers = ThreadPoolExecutor(1, thread_name_prefix="paxdb-read")
+        self.members = MembersService(
+            runtime.node_id, runtime.config.peers, self._submit, runtime.transport.peer_is_up
+        )
 
     async def start(self) -> None:
         host, port = self.runtime.config.client
@@ -91,6 +98,7 @@ class ClientServer:
         bound = self._server.sockets[0].getsockname()
         self.address: tuple[str, int] = (host, int(bound[1]))
         self.runtime.client_address = self.address
+        self._spawn(MembersFollower(self.runtime, self.members).run())
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -162,6 +170,8 @@ class ClientServer:
                 return await self.backups.handle(message, self.runtime.group_path(message.database))
             except errors.DatabaseError as error:
                 return error_reply(message.request_id, error)
+        if isinstance(message, MembersRequest):
+            return await self._members(message)
         if not isinstance(message, ExecuteRequest):
             return error_reply(0, errors.InterfaceError("nodes only answer requests"))
         try:
@@ -203,6 +213,26 @@ class ClientServer:
             checkpoint.to_json(),
         )
 
+    async def _members(self, request: MembersRequest) -> ExecuteReply:
+        """A membership change, carried out by the master of `main` (membership.py)."""
+        self.runtime.catch_up_ticks()
+        group = self.runtime.group(MEMBERS_DATABASE)
+        try:
+            address = parse_address(request.address, "address") if request.address else None
+            instance, outcome = await self.members.carry_out(
+                group, request.operation, request.node_id, address
+            )
+        except errors.NotMaster as error:
+            hint = error.master_hint
+            master = self.runtime.client_address_text(hint) if hint is not None else None
+            return error_reply(request.request_id, error, master)
+        except errors.PaxdbError as error:  # A bad address (ConfigError) included.
+            if not isinstance(error, errors.DatabaseError):
+                error = errors.ProgrammingError(str(error))
+            return error_reply(request.request_id, error, self._master_of(MEMBERS_DATABASE))
+        result = StatementResult(-1, None, ("instance", "outcome"), ((instance, outcome),))
+        return ExecuteReply(request.request_id, (result,), instance=instance)
+
     def _master_of(self, database: str) -> str | None:
         group = self.runtime.groups.get(database)
         return None if group is None else self.runtime.master_client_address(group)
@@ -243,11 +273,17 @@ class ClientServer:
         return ExecuteReply(request.request_id, result.results, instance=outcome.instance)
 
     async def _propose(self, group: Group, item: bytes) -> WriteOutcome:
+        value = Value(ValueKind.SQL_BATCH, item)
+        return await self._submit(group, lambda token: group.replica.propose(value, token))
+
+    async def _submit(self, group: Group, start: Callable[[object], None]) -> WriteOutcome:
+        """Hand the core a request under a fresh token (`start(token)`) and wait for its
+        completion, or raise ProposalTimeout."""
         token = next(self._tokens)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[WriteOutcome] = loop.create_future()
         group.waiters[token] = future
-        group.replica.propose(Value(ValueKind.SQL_BATCH, item), token)
+        start(token)
         self.runtime.schedule_flush()
         # A timer on the future itself: cheaper than wait_for's extra waiter per write.
         timer = loop.call_later(WRITE_TIMEOUT_S, _expire, future)

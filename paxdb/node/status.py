@@ -7,6 +7,7 @@ from typing import Any
 
 from paxdb import __version__
 from paxdb.node.config import format_address
+from paxdb.node.membership import MEMBERS_DATABASE, members_in_force
 from paxdb.node.runtime import NodeRuntime
 
 
@@ -25,6 +26,8 @@ def node_status(runtime: NodeRuntime) -> dict[str, Any]:
             "chain": f"{group.machine.chain:08x}",
             "lease_ticks_left": status.lease_ticks_left,
             "members": list(status.members),
+            "learners": list(getattr(status, "learners", ())),
+            "members_version": replica.membership.version,
             "halted": group.halted,
             "fenced": replica.fenced,
             "log_first": runtime.store.chosen_bounds(name).instance_min,
@@ -36,17 +39,24 @@ def node_status(runtime: NodeRuntime) -> dict[str, Any]:
             "checkpoints_taken": group.checkpoints_taken,
             "checkpoints_installed": group.checkpoints_installed,
         }
+    main = runtime.groups.get(MEMBERS_DATABASE)
+    book = dict(runtime.peers)
+    if main is not None:  # The members in force, not every node ever known.
+        book = members_in_force(main, config.peers).addresses
+    book[config.node_id] = config.listen
     peers = {
         str(node_id): {
             "address": format_address(address),
-            "client": format_address(config.client_address_of(node_id)),
+            "client": format_address(runtime.client_address_of(node_id)),
             "up": node_id == config.node_id or runtime.transport.peer_is_up(node_id),
         }
-        for node_id, address in sorted(config.peers.items())
+        for node_id, address in sorted(book.items())
     }
     return {
         "node": config.node_id,
         "cluster": config.cluster_id,
+        "bootstrap": config.peers_spec,  # What a joining node needs (config.joined_config).
+        "lease_ticks": config.options.lease_ticks,
         "version": __version__,
         "uptime_s": round(time.time() - runtime.started_at, 1),
         "tick_ms": config.tick_ms,

@@ -70,6 +70,11 @@ CREATE TABLE IF NOT EXISTS _paxdb_meta(
     applied_instance INTEGER NOT NULL,
     chain INTEGER NOT NULL);
 INSERT OR IGNORE INTO _paxdb_meta VALUES (0, -1, {CHAIN_START});
+CREATE TABLE IF NOT EXISTS _paxdb_members(
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    version INTEGER NOT NULL,
+    value BLOB);
+INSERT OR IGNORE INTO _paxdb_members VALUES (0, -1, NULL);
 CREATE TABLE IF NOT EXISTS _paxdb_dedupe(
     client_id TEXT PRIMARY KEY,
     seq INTEGER NOT NULL,
@@ -98,9 +103,13 @@ class StateMachine:
             row: list[Any] = self._apply.execute(
                 "SELECT applied_instance, chain FROM _paxdb_meta", can_cache=False
             ).fetchall()
-        assert len(row) == 1
+            members: list[Any] = self._apply.execute(
+                "SELECT version, value FROM _paxdb_members", can_cache=False
+            ).fetchall()
+        assert len(row) == 1 and len(members) == 1
         self._applied_instance: int = row[0][0]
         self._chain: int = row[0][1]
+        self._members: tuple[int, bytes | None] = (members[0][0], members[0][1])
         assert self._applied_instance >= -1
         self._read = connections.open_read_connection(path)
         self._judge = connections.open_judge_connection(path)
@@ -114,6 +123,13 @@ class StateMachine:
     def chain(self) -> int:
         """The CRC chain value after `applied_instance`."""
         return self._chain
+
+    @property
+    def members(self) -> tuple[int, bytes | None]:
+        """(version, payload) of the MEMBERSHIP value in force after `applied_instance`:
+        (-1, None) while the bootstrap configuration is. The node keeps its address book
+        here, so checkpoints and backups carry it with the data they belong to."""
+        return self._members
 
     def close(self) -> None:
         for connection in (self._judge, self._read, self._apply):
@@ -154,8 +170,10 @@ class StateMachine:
         self._chain = chain
         return results
 
-    def apply_noop(self, instance: int, chain: int) -> None:
-        """Advance the meta row for a value with no SQL (master, membership, noop)."""
+    def apply_noop(self, instance: int, chain: int, members: bytes | None = None) -> None:
+        """Advance the meta row for a value with no SQL (master, membership, noop).
+        `members`: the payload of a MEMBERSHIP value that takes effect at `instance`
+        (the caller decided it is not stale), stored in the same transaction."""
         assert instance >= 0
         if instance <= self._applied_instance:
             return
@@ -164,11 +182,17 @@ class StateMachine:
             with self._internal():
                 self._run("BEGIN IMMEDIATE")
                 self._update_meta(instance, chain)
+                if members is not None:
+                    self._run(
+                        "UPDATE _paxdb_members SET version = ?, value = ?", (instance, members)
+                    )
                 self._run("COMMIT")
         except ENVIRONMENTAL_ERRORS as error:
             self._halt(instance, error)
         self._applied_instance = instance
         self._chain = chain
+        if members is not None:
+            self._members = (instance, members)
 
     def _apply_transaction(
         self,

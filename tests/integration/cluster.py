@@ -45,6 +45,8 @@ class ProcessCluster:
         self.tick_ms = tick_ms
         self.ports = dict(zip(range(1, size + 1), free_peer_ports(size), strict=True))
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
+        self.bootstrap = sorted(self.ports)
+        self.joiners: dict[int, tuple[str, ...]] = {}  # Node id -> extra flags (--learner).
         self.secret_file: Path | None = None
         if secret:
             self.secret_file = directory / "secret"
@@ -52,7 +54,20 @@ class ProcessCluster:
 
     @property
     def peers_flag(self) -> str:
-        return ",".join(f"{n}=127.0.0.1:{p}" for n, p in self.ports.items())
+        return ",".join(f"{n}=127.0.0.1:{self.ports[n]}" for n in self.bootstrap)
+
+    @property
+    def bootstrap_url(self) -> str:
+        nodes = ",".join(f"127.0.0.1:{self.ports[n] + 1000}" for n in self.bootstrap)
+        return f"paxdb://{nodes}/main"
+
+    def join(self, node_id: int, *flags: str) -> None:
+        """Start a new node with an empty directory and `--join` the bootstrap nodes."""
+        assert node_id not in self.ports
+        taken = set(self.ports.values())
+        self.ports[node_id] = next(p for p in free_peer_ports(len(taken) + 1) if p not in taken)
+        self.joiners[node_id] = flags
+        self.start(node_id)
 
     def client_address(self, node_id: int) -> tuple[str, int]:
         return ("127.0.0.1", self.ports[node_id] + 1000)
@@ -80,8 +95,11 @@ class ProcessCluster:
             str(self.data_dir(node_id)),
             "--listen",
             f"127.0.0.1:{self.ports[node_id]}",
-            "--peers",
-            self.peers_flag,
+            *(
+                ("--join", self.bootstrap_url, *self.joiners[node_id])
+                if node_id in self.joiners
+                else ("--peers", self.peers_flag)
+            ),
             "--tick-ms",
             str(self.tick_ms),
         ]

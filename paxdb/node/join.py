@@ -1,0 +1,118 @@
+"""Joining a running cluster: `paxdb serve --join URL [--learner]`.
+
+A node started with an empty `--data` and `--join URL` first asks a node of that
+cluster for its status (`cluster_status`): the bootstrap members and timing give it
+the cluster id (config.joined_config), the members in force tell it where everyone is.
+Then, running, it asks the master of `main` to add it as a learner (`Joiner`): it
+receives every value from then on and catches up on the past from its peers' logs, or
+by a checkpoint when their logs are cut short (catchup.py), behind the rejoin fence
+(paxos/fence.py). Once it has caught up (fence lifted, within `PROMOTE_LAG` instances
+of the cluster) it asks to be promoted to voter, unless it was started with
+`--learner`. Every request is idempotent, so a restart with the same flags simply
+carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from paxdb import errors
+from paxdb.client.protocol import ExecuteReply, MembersRequest, StatusReply, StatusRequest, encode
+from paxdb.client.transport import Cluster
+from paxdb.client.url import parse_url
+from paxdb.node.config import ConfigError, NodeConfig, format_address
+from paxdb.node.membership import MEMBERS_DATABASE, members_in_force
+from paxdb.node.runtime import NodeRuntime
+
+logger = logging.getLogger(__name__)
+
+JOIN_POLL_S = 0.5  # How often a joining node looks at its progress.
+PROMOTE_LAG = 64  # A learner this close to the cluster's newest instance asks to vote.
+REQUEST_TIMEOUT_S = 15.0
+
+
+def cluster_status(url: str, timeout_s: float = REQUEST_TIMEOUT_S) -> dict[str, Any]:
+    """The status map of the first node of `url` that answers (blocking)."""
+    try:
+        cluster = Cluster(parse_url(url).addresses, timeout_s)
+    except errors.InterfaceError as error:
+        raise ConfigError(f"--join {url}: {error}") from None
+    try:
+        reply = cluster.call(
+            lambda request_id: encode(StatusRequest(request_id)), to_master=False, is_write=False
+        )
+    except errors.Error as error:
+        raise ConfigError(f"--join {url}: {error}") from None
+    finally:
+        cluster.close()
+    assert isinstance(reply, StatusReply)
+    return reply.status
+
+
+def request_change(url: str, operation: str, node_id: int, address: str = "") -> str:
+    """Ask the master of `main` (found through `url`) for a membership change (blocking);
+    returns what happened. Raises the node's error (errors.Error)."""
+    cluster = Cluster(parse_url(url).addresses, REQUEST_TIMEOUT_S)
+    try:
+        reply = cluster.call(
+            lambda request_id: encode(MembersRequest(request_id, operation, node_id, address)),
+            to_master=True,
+            is_write=True,
+        )
+    finally:
+        cluster.close()
+    assert isinstance(reply, ExecuteReply)
+    rows = reply.results[0].rows if reply.results else ()
+    return str(rows[0][1]) if rows else "done"
+
+
+class Joiner:
+    """The background task of a node started with `--join`."""
+
+    def __init__(self, runtime: NodeRuntime, url: str) -> None:
+        self.runtime = runtime
+        self.url = url
+        self.config: NodeConfig = runtime.config
+        self.added = False
+        self.promote_asked = False
+
+    async def run(self) -> None:
+        while not await self._step():
+            await asyncio.sleep(JOIN_POLL_S)
+
+    async def _step(self) -> bool:
+        """One look at our progress; True once there is nothing left to do."""
+        node_id = self.config.node_id
+        group = self.runtime.group(MEMBERS_DATABASE)
+        role = members_in_force(group, self.config.peers).role_of(node_id)
+        try:
+            if not self.added and role == "none":
+                listen = format_address(self.config.listen)
+                outcome = await self._blocking(request_change, self.url, "add", node_id, listen)
+                logger.info("asked to join the cluster as a learner: %s", outcome)
+            self.added = True
+            if role == "voter" or (self.config.learner and role == "learner"):
+                logger.info("joined the cluster as a %s", role)
+                return True
+            if role == "learner" and await self._caught_up():
+                outcome = await self._blocking(request_change, self.url, "promote", node_id)
+                if not self.promote_asked:
+                    logger.info("caught up; asked to vote: %s", outcome)
+                self.promote_asked = True
+        except (errors.PaxdbError, KeyError, ValueError, TypeError) as error:
+            logger.warning("joining: %s; trying again", error)
+        return False
+
+    async def _caught_up(self) -> bool:
+        replica = self.runtime.group(MEMBERS_DATABASE).replica
+        if replica.fenced:
+            return False
+        status = await self._blocking(cluster_status, self.url)
+        newest = int(status["groups"][MEMBERS_DATABASE]["chosen"])
+        return replica.instance - 1 >= newest - PROMOTE_LAG
+
+    async def _blocking(self, function: Any, *args: Any) -> Any:
+        """Run a blocking client call off the loop, so the node keeps serving."""
+        return await asyncio.get_running_loop().run_in_executor(None, function, *args)

@@ -1,0 +1,203 @@
+"""Membership changes on real nodes: a node joins a running cluster under write load,
+catches up (by a checkpoint: the others' logs were cut short), becomes a voter, then an
+old node (the master) is removed, and no acknowledged write is lost."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cluster import ProcessCluster
+
+import paxdb
+
+CHECKPOINT_EVERY = 150
+LOG_KEEP = 40
+
+
+@pytest.fixture
+def small_cluster(tmp_path: Path) -> Iterator[ProcessCluster]:
+    processes = ProcessCluster(
+        tmp_path,
+        extra_args=("--checkpoint-every", str(CHECKPOINT_EVERY), "--log-keep", str(LOG_KEEP)),
+    )
+    try:
+        processes.start()
+        yield processes
+    finally:
+        processes.close()
+
+
+class Writers:
+    """Threads inserting (writer, n) rows through the driver until stopped; each keeps
+    the n values whose insert was acknowledged."""
+
+    def __init__(self, url: str, count: int) -> None:
+        self.url = url
+        self.stop = threading.Event()
+        self.acked: dict[int, list[int]] = {w: [] for w in range(count)}
+        self.failures: list[str] = []
+        self.threads = [threading.Thread(target=self._run, args=(w,)) for w in range(count)]
+
+    def __enter__(self) -> Writers:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(60)
+
+    def total(self) -> int:
+        return sum(len(done) for done in self.acked.values())
+
+    def _run(self, writer: int) -> None:
+        connection = paxdb.connect(self.url + "?timeout=20")
+        n = 0
+        while not self.stop.is_set():
+            try:
+                connection.execute("INSERT INTO t(writer, n) VALUES (?, ?)", (writer, n))
+                self.acked[writer].append(n)
+            except paxdb.Error as error:  # Unknown outcome: not counted as acknowledged.
+                self.failures.append(f"{writer}/{n}: {error}")
+            n += 1
+        connection.close()
+
+
+def _group(cluster: ProcessCluster, node_id: int) -> dict[str, object]:
+    group: dict[str, object] = cluster.status(node_id)["groups"]["main"]
+    return group
+
+
+def _wait(predicate: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():  # type: ignore[operator]
+                return
+        except Exception:  # A node restarting or busy: ask again.
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _members(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "paxdb", "members", url, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.timeout(300)
+def test_add_a_node_under_load_then_remove_the_master(small_cluster: ProcessCluster) -> None:
+    cluster = small_cluster
+    connection = paxdb.connect(cluster.bootstrap_url)
+    connection.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, writer INTEGER, n INTEGER)")
+    connection.close()
+
+    with Writers(cluster.bootstrap_url, 3) as writers:
+        _wait(lambda: _group(cluster, 1)["log_first"] > 0, 60, "the log to be cut short")
+        cluster.join(4)
+        _wait(
+            lambda: 4 in _group(cluster, 1)["members"] and _group(cluster, 4)["role"] == "follower",
+            120,
+            "node 4 to become a voting follower",
+        )
+        joined = _group(cluster, 4)
+        assert joined["checkpoints_installed"] >= 1, "node 4 caught up by a checkpoint"
+        assert 4 in joined["members"] and joined["learners"] == []
+        listing = _members(cluster.bootstrap_url, "list")
+        assert listing.returncode == 0, listing.stderr
+        assert any(line.split()[:2] == ["4", "voter"] for line in listing.stdout.splitlines())
+
+        old_master = cluster.master()
+        removed = _members(cluster.bootstrap_url, "remove", str(old_master))
+        assert removed.returncode == 0, removed.stderr + removed.stdout
+        survivors = [n for n in (1, 2, 3, 4) if n != old_master]
+        _wait(
+            lambda: all(
+                sorted(_group(cluster, n)["members"]) == survivors
+                for n in survivors  # type: ignore[call-overload]
+            ),
+            30,
+            f"node {old_master} to be out of every survivor's members",
+        )
+        _wait(
+            lambda: _group(cluster, old_master)["role"] == "outsider",
+            30,
+            f"node {old_master} to see it is out",
+        )
+        before = writers.total()
+        _wait(lambda: writers.total() > before + 100, 30, "writes after the removal")
+        cluster.kill(old_master)
+        before = writers.total()
+        _wait(lambda: writers.total() > before + 100, 30, "writes without the old master")
+
+    assert cluster.master() in survivors
+    assert writers.total() > 300
+    cluster.converge(30)
+    expected = {(w, n) for w, done in writers.acked.items() for n in done}
+    for node in survivors:
+        rows = cluster.rows(node, "SELECT writer, n FROM t WHERE writer >= 0")
+        assert len(rows) == len(set(rows)), f"node {node} applied a write twice"
+        missing = expected - set(rows)
+        assert not missing, f"node {node} lost acknowledged writes: {sorted(missing)[:5]}"
+    reference = cluster.rows(survivors[0], "SELECT id, writer, n FROM t ORDER BY id")
+    for node in survivors[1:]:
+        assert cluster.rows(node, "SELECT id, writer, n FROM t ORDER BY id") == reference
+    assert len({cluster.meta(node) for node in survivors}) == 1
+
+
+def test_members_refuses_bad_arguments_with_one_line(small_cluster: ProcessCluster) -> None:
+    url = small_cluster.bootstrap_url
+    for args, expected in [
+        (("add", "4"), "add needs the node's peer address"),
+        (("remove", "x"), "is not a node id"),
+        (("promote", "4=127.0.0.1:1"), "takes the node id only"),
+        (("promote", "9"), "node 9 is not a learner; add it first"),
+        (("add", "2=127.0.0.1:1"), "node 2 is already a voter at"),
+    ]:
+        result = _members(url, *args)
+        assert result.returncode != 0, args
+        assert expected in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert _members(url, "remove", "9").returncode == 0  # Idempotent: nothing to do.
+
+
+@pytest.mark.timeout(180)
+def test_a_learner_receives_everything_but_never_votes(small_cluster: ProcessCluster) -> None:
+    cluster = small_cluster
+    cluster.join(4, "--learner")
+    _wait(lambda: _group(cluster, 4)["role"] == "learner", 60, "node 4 to be a learner")
+    assert _group(cluster, 1)["learners"] == [4]
+    assert sorted(_group(cluster, 1)["members"]) == [1, 2, 3]  # type: ignore[call-overload]
+    connection = paxdb.connect(cluster.bootstrap_url)
+    connection.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, writer INTEGER, n INTEGER)")
+    connection.executemany("INSERT INTO t(writer, n) VALUES (0, ?)", [(i,) for i in range(50)])
+    connection.close()
+    host, port = cluster.client_address(4)
+    local = paxdb.connect(f"paxdb://{host}:{port}/main?consistency=local")
+    _wait(
+        lambda: local.execute("SELECT count(*) FROM t").fetchone() == (50,),
+        30,
+        "the learner to serve the 50 rows locally",
+    )
+    local.close()
+    # Two voters down: the learner does not make up the quorum.
+    master = cluster.master()
+    for node in [n for n in (1, 2, 3) if n != master][:1] + [master]:
+        cluster.kill(node)
+    voter = next(n for n in (1, 2, 3) if n in cluster.processes)
+    writes = paxdb.connect(f"paxdb://127.0.0.1:{cluster.ports[voter] + 1000}/main?timeout=3")
+    with pytest.raises(paxdb.OperationalError):
+        writes.execute("INSERT INTO t(writer, n) VALUES (1, 1)")
+    writes.close()
+    assert _group(cluster, 4)["role"] == "learner"
