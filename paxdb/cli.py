@@ -194,7 +194,7 @@ def members(url: str, operation: str, node: str | None) -> None:
     from paxdb.errors import Error
     from paxdb.node.join import request_change
 
-    _addresses(url)  # A bad URL fails here, with one line.
+    fetch_status(url)  # A bad URL, or no node up, fails here at once, with one line.
     try:
         outcome = request_change(url, operation, node_id, address)
     except Error as error:
@@ -213,6 +213,13 @@ def _member_argument(operation: str, node: str | None) -> tuple[int, str]:
         raise click.UsageError("add needs the node's peer address: ID=HOST:PORT")
     if operation != "add" and address:
         raise click.UsageError(f"{operation} takes the node id only, not an address")
+    if address:
+        from paxdb.node.config import ConfigError, parse_address
+
+        try:
+            parse_address(address, f"node {node_text}'s address")
+        except ConfigError as error:
+            raise click.UsageError(str(error)) from None
     return int(node_text), address.strip()
 
 
@@ -224,13 +231,15 @@ def _list_members(report: dict[str, Any]) -> None:
     rows = [("node", "role", "address", "client", "up")]
     for peer_id, peer in report["peers"].items():
         node_id = int(peer_id)
-        role = "voter" if node_id in voters else "learner" if node_id in learners else "-"
+        role = "voter" if node_id in voters else "learner" if node_id in learners else "none"
         if node_id == master:
             role += " (master)"
         up = "yes" if peer["up"] else "no"
         rows.append((peer_id, role, peer["address"], peer["client"], up))
     _table(rows)
-    click.echo(f"as of instance {main_group.get('members_version')} (node {report['node']}'s view)")
+    version = main_group.get("members_version", -1)
+    since = "as created" if version == -1 else f"as changed at instance {version}"
+    click.echo(f"members {since}, as node {report['node']} has applied them")
 
 
 def _table(rows: Sequence[tuple[str, ...]]) -> None:

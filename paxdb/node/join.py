@@ -59,7 +59,7 @@ def request_change(url: str, operation: str, node_id: int, address: str = "") ->
         reply = cluster.call(
             lambda request_id: encode(MembersRequest(request_id, operation, node_id, address)),
             to_master=True,
-            is_write=True,
+            is_write=False,  # Idempotent: no "may or may not have been applied" caveat.
         )
     finally:
         cluster.close()

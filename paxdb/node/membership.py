@@ -209,7 +209,10 @@ class MembersService:
         now = members_in_force(group, self.bootstrap)
         if now.version != outcome.instance:
             raise errors.ProposalDropped("another membership change came first; retry")
-        return outcome.instance, f"{_describe(node_id, now)} from instance {outcome.instance + 1}"
+        done = {"add": "added as a learner", "promote": "promoted to voter", "remove": "removed"}
+        return outcome.instance, (
+            f"node {node_id} {done[operation]}, from instance {outcome.instance + 1}"
+        )
 
     async def hand_over(self, group: Group, current: ClusterMembers, keep: tuple[int, ...]) -> None:
         """Move the master role to another voter (one in `keep` if any, one that is up

@@ -92,12 +92,14 @@ class NodeRuntime:
     async def start(self) -> None:
         await self.transport.start()
         self._ticker = asyncio.create_task(self._tick_forever())
+        members = members_in_force(self.group(MEMBERS_DATABASE), self.config.peers)
         logger.info(
-            "node %d serving peers on %s, clients on %s, members %s",
+            "node %d serving peers on %s, clients on %s, voters %s, learners %s",
             self.node_id,
             format_address(self.config.listen),
             format_address(self.config.client),
-            list(self.config.members),
+            list(members.voters),
+            list(members.learners),
         )
 
     async def stop(self) -> None:
@@ -282,8 +284,12 @@ class NodeRuntime:
     def refresh_peers(self) -> None:
         """Rebuild the address book from the members in force in every database (`main`
         last, so it wins) and hand it to the transport: a node added by a membership
-        change is dialled, and accepted when it dials us."""
-        peers = {**self.config.known, **self.config.peers}
+        change is dialled, and accepted when it dials us; a node no database counts any
+        more is dropped (it is refused when it dials us)."""
+        peers: dict[int, Address] = {}
+        main = self.groups.get(MEMBERS_DATABASE)
+        if main is None or main.machine.members[1] is None:
+            peers.update(self.config.known)  # Joining: what the cluster told us at start.
         for name in sorted(self.groups, key=lambda name: name == MEMBERS_DATABASE):
             try:
                 peers.update(members_in_force(self.groups[name], self.config.peers).addresses)

@@ -102,6 +102,9 @@ def test_add_a_node_under_load_then_remove_the_master(small_cluster: ProcessClus
     connection = paxdb.connect(cluster.bootstrap_url)
     connection.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, writer INTEGER, n INTEGER)")
     connection.close()
+    other = paxdb.connect(cluster.bootstrap_url.replace("/main", "/other"))
+    other.execute("CREATE TABLE o(x INTEGER)")
+    other.executemany("INSERT INTO o VALUES (?)", [(i,) for i in range(20)])
 
     with Writers(cluster.bootstrap_url, 3) as writers:
         _wait(lambda: _group(cluster, 1)["log_first"] > 0, 60, "the log to be cut short")
@@ -142,6 +145,23 @@ def test_add_a_node_under_load_then_remove_the_master(small_cluster: ProcessClus
         _wait(lambda: writers.total() > before + 100, 30, "writes without the old master")
 
     assert cluster.master() in survivors
+    # Database `other` followed main's members by itself, and lost nothing either.
+    other.execute("INSERT INTO o VALUES (20)")
+    other.close()
+    _wait(
+        lambda: all(
+            sorted(cluster.status(n)["groups"]["other"]["members"]) == survivors for n in survivors
+        ),
+        30,
+        "database other to follow main's members",
+    )
+    _wait(
+        lambda: all(
+            cluster.rows(n, "SELECT count(*) FROM o", "other") == [(21,)] for n in survivors
+        ),
+        30,
+        "every survivor to hold database other",
+    )
     assert writers.total() > 300
     cluster.converge(30)
     expected = {(w, n) for w, done in writers.acked.items() for n in done}

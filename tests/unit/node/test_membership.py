@@ -10,7 +10,13 @@ import pytest
 from paxdb import errors
 from paxdb.client.protocol import MembersRequest, decode, encode
 from paxdb.node.config import ConfigError, build_config, joined_config
-from paxdb.node.membership import ClusterMembers, decode_addresses, encode_addresses, plan
+from paxdb.node.membership import (
+    ClusterMembers,
+    decode_addresses,
+    encode_addresses,
+    next_step,
+    plan,
+)
 from paxdb.wire import FrameDecoder
 
 A = ("127.0.0.1", 7001)
@@ -100,3 +106,17 @@ def test_a_joining_node_takes_the_cluster_id_from_the_cluster(tmp_path: Path) ->
     moved = build_config(2, str(tmp_path / "f"), "127.0.0.1:7005", None, join="paxdb://x:1/main")
     with pytest.raises(ConfigError, match="the cluster says node 2 is at 127.0.0.1:7002"):
         joined_config(moved, _status())
+
+
+def test_other_databases_follow_main_one_step_at_a_time() -> None:
+    wanted = ClusterMembers((2, 3, 4), (5,), 40, {2: B, 3: C, 4: D, 5: ("127.0.0.1", 7005)})
+    first = next_step(THREE, wanted)
+    assert first is not None  # Newcomers come in as learners, nobody leaves yet.
+    assert (first.members, first.learners, first.prev_version) == ((1, 2, 3), (4, 5), 10)
+    middle = ClusterMembers(first.members, first.learners, 12, decode_addresses(first.extra))
+    second = next_step(middle, wanted)
+    assert second is not None
+    assert (second.members, second.learners) == ((2, 3, 4), (5,))
+    assert decode_addresses(second.extra) == wanted.addresses
+    done = ClusterMembers((2, 3, 4), (5,), 13, dict(wanted.addresses))
+    assert next_step(done, wanted) is None
