@@ -46,9 +46,9 @@ class SimOptions:
     wipe_rate: float = 0.0  # Per tick, across the cluster: a node loses its whole disk.
     wipe_after_reply: float = 0.0  # Chance to wipe a node right after it sends an Accepted.
     start_rejoining: bool = False  # Every node starts with rejoining=True (bootstrap).
-    mutant: str | None = None
     spare_nodes: int = 0  # Node ids beyond the initial cluster that may join.
     membership_every: int = 0  # Ticks between the operator's steps; 0: no changes.
+    mutant: str | None = None  # Last, so a report's options line ends with it.
 
     @staticmethod
     def draw(seed: int, mutant: str | None = None) -> SimOptions:
