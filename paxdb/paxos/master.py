@@ -49,7 +49,11 @@ In every case the lease of X begins after every earlier lease ended, and any lat
 claim by someone else comes after X's claim in the log, so the case analysis applies
 to it in turn. A master that is no longer a voter holds no lease either (the holder may
 always err early). If T is down when the hand-over is chosen, every other voter's view
-of T ends `lease_ticks + margin` after it learned the value, and they campaign.
+of T ends `lease_ticks + margin` after it learned the value, and they campaign. If the
+hand-over is dropped instead (M learned that its value lost its instance, or was never
+proposed, and the target left the voters), no value naming T can be chosen any more and
+M is still the master in force: the lease it set aside, if still running, is its own
+again.
 
 Why stopping at once matters less than it seems, and what the simulator checks: until
 the hand-over is chosen, only M could have proposed at later instances, so M could in

@@ -279,7 +279,9 @@ class Replica:
         this node or not a voter is refused (DROPPED, with the reason). Otherwise this
         replica stops holding its lease at once (queued requests are refused NOT_MASTER
         with hint `target`) and proposes a MASTER value naming `target`; the outcome is
-        CHOSEN when that value is chosen, DROPPED if another master was chosen first.
+        CHOSEN when that value is chosen, DROPPED if it certainly was not and cannot be
+        any more (another master was chosen first, or the target left the voters: then
+        an unexpired lease of ours is ours again, master.py).
         """
         self._require_input()
         if not self._holds_lease():

@@ -441,3 +441,34 @@ def test_a_joiner_not_in_the_configuration_counts_every_voter() -> None:
     assert fence.decide(7, (1, 2, 3), -1, 10) is None  # q = 2 of the three voters.
     fence.on_reply(2, CatchupReply(0, 30, (), 6, Ballot(2, 1), False, 9))
     assert fence.decide(7, (1, 2, 3), -1, 10) is not None
+
+
+def test_a_hand_over_whose_target_left_the_voters_is_dropped() -> None:
+    cluster = elected()
+    master = cluster.replica(1)
+    master.propose(change(cluster, (1, 3)), "remove 2")  # In flight: the proposer is busy.
+    master.transfer_master(2, "t")  # Waits for the proposer.
+    cluster.process(1)
+    cluster.deliver_all()
+    done = {c.token: c for c in cluster.nodes[1].completions}
+    assert done["remove 2"].outcome is Outcome.CHOSEN
+    assert done["t"].outcome is Outcome.DROPPED and "target left the voters" in done["t"].reason
+    assert master.stats.counts["handover_dropped"] == 1
+    # No value naming 2 can be chosen now, and 1 is still the master in force: the lease
+    # it set aside, still running, is its own again.
+    assert master.is_master
+
+
+def test_a_restore_during_a_hand_over_cannot_tell_its_fate() -> None:
+    cluster = elected()
+    master = cluster.replica(1)
+    master.transfer_master(2, "t")
+    cluster.process(1)
+    assert master.handover is not None and master.handover.value is not None  # Proposed.
+    meta = master.checkpoint_meta(master.instance)
+    assert meta is not None
+    master.restore(dataclasses.replace(meta, instance_next=meta.instance_next + 5))
+    cluster.process(1)
+    done = cluster.nodes[1].completions[-1]
+    assert done.token == "t" and done.outcome is Outcome.NOT_MASTER
+    assert master.handover is None
