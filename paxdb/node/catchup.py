@@ -79,8 +79,10 @@ class CheckpointFetcher:
         database: str,
         store: CheckpointStore,
         on_chunk: Callable[[int], None] | None = None,
+        attempts_max: int = FETCH_ATTEMPTS_MAX,
     ) -> None:
         self.address = address
+        self.attempts_max = attempts_max
         self.database = database
         self.store = store
         self.on_chunk = on_chunk  # Told each chunk's offset (tests break the link here).
@@ -96,7 +98,7 @@ class CheckpointFetcher:
             try:
                 return await self._attempt()
             except (OSError, TimeoutError, errors.RemoteProtocolError, FetchError) as error:
-                if self.attempts >= FETCH_ATTEMPTS_MAX:
+                if self.attempts >= self.attempts_max:
                     raise FetchError(
                         f"checkpoint of {self.database!r} from {self.address[0]}:"
                         f"{self.address[1]} failed {self.attempts} times; last: {error}"

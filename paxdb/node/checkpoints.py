@@ -113,7 +113,7 @@ def meta_from_json(raw: object) -> tuple[CheckpointMeta, int, str]:
             raise CheckpointFormatError("members must be sorted and unique")
         members_version = _int(raw["members_version"], -1, instance_next - 1)
         learners_raw = raw.get("learners", [])
-        if not isinstance(learners_raw, list) or len(learners_raw) > limits.MEMBERS_MAX:
+        if not isinstance(learners_raw, list) or len(learners_raw) > limits.LEARNERS_MAX:
             raise CheckpointFormatError("learners must be a short list")
         learners = tuple(_int(m, 0, limits.NODE_ID_MAX) for m in learners_raw)
         if learners != tuple(sorted(set(learners))) or set(learners) & set(members):

@@ -104,9 +104,11 @@ class Group:
         found = checkpoints.open()
         newest = found[-1] if found else None
         if newest is not None and _applied_instance(database) < newest.applied_instance:
-            logger.warning(
-                "group %s: the database is missing or behind checkpoint %s; installing it",
+            log = logger.warning if database.exists() else logger.info
+            log(
+                "group %s: the database is %s checkpoint %s; installing it",
                 config.group,
+                "behind" if database.exists() else "missing: starting from",
                 newest.name,
             )
             install_file(newest.path, database)

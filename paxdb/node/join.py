@@ -21,7 +21,9 @@ from typing import Any
 from paxdb import errors
 from paxdb.client.protocol import ExecuteReply, MembersRequest, StatusReply, StatusRequest, encode
 from paxdb.client.transport import Cluster
-from paxdb.client.url import parse_url
+from paxdb.client.url import parse_url, split_address
+from paxdb.node.catchup import CheckpointFetcher, FetchError
+from paxdb.node.checkpoints import Checkpoint, CheckpointStore
 from paxdb.node.config import ConfigError, NodeConfig, format_address
 from paxdb.node.membership import MEMBERS_DATABASE, members_in_force
 from paxdb.node.runtime import NodeRuntime
@@ -31,6 +33,7 @@ logger = logging.getLogger(__name__)
 JOIN_POLL_S = 0.5  # How often a joining node looks at its progress.
 PROMOTE_LAG = 64  # A learner this close to the cluster's newest instance asks to vote.
 REQUEST_TIMEOUT_S = 15.0
+FIRST_FETCH_ATTEMPTS = 3  # Per node of the URL; a young cluster has no checkpoint yet.
 
 
 def cluster_status(url: str, timeout_s: float = REQUEST_TIMEOUT_S) -> dict[str, Any]:
@@ -66,6 +69,34 @@ def request_change(url: str, operation: str, node_id: int, address: str = "") ->
     assert isinstance(reply, ExecuteReply)
     rows = reply.results[0].rows if reply.results else ()
     return str(rows[0][1]) if rows else "done"
+
+
+async def fetch_first_checkpoint(config: NodeConfig) -> Checkpoint | None:
+    """Before a joining node first starts: the newest checkpoint of `main` from a node of
+    the `--join` URL, if one has any. The node then starts from it (Group.open), with
+    the members and addresses in force there rather than the bootstrap ones, so it can
+    catch up even once every bootstrap member is gone."""
+    assert config.join is not None
+    store = CheckpointStore(config.data_dir / "groups" / MEMBERS_DATABASE / "checkpoints")
+    store.open()
+    for address in parse_url(config.join).addresses:
+        fetcher = CheckpointFetcher(
+            split_address(address), MEMBERS_DATABASE, store, attempts_max=FIRST_FETCH_ATTEMPTS
+        )
+        try:
+            checkpoint = await fetcher.fetch()
+        except FetchError as error:
+            logger.info("no checkpoint from %s (%s)", address, error)
+            continue
+        logger.info(
+            "received %s's checkpoint of %s at instance %d (%d bytes)",
+            address,
+            MEMBERS_DATABASE,
+            checkpoint.applied_instance,
+            checkpoint.size,
+        )
+        return checkpoint
+    return None
 
 
 class Joiner:

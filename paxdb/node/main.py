@@ -20,7 +20,7 @@ from paxdb.node.config import (
     format_address,
     joined_config,
 )
-from paxdb.node.join import Joiner, cluster_status
+from paxdb.node.join import Joiner, cluster_status, fetch_first_checkpoint
 from paxdb.node.runtime import NodeRuntime
 from paxdb.node.server import ClientServer
 
@@ -55,12 +55,15 @@ def serve(config: NodeConfig) -> None:
     """Run the node in this thread until a signal; raises ServeError or ConfigError."""
     if not __debug__:
         raise ServeError("paxdb refuses to run with assertions off (python -O)")
-    if config.join is not None and not config.peers:
+    first_join = config.join is not None and not config.peers
+    if config.join is not None and first_join:
         config = joined_config(config, cluster_status(config.join))
         logger.info(
             "joining cluster %s (bootstrap members %s)", config.cluster_id, config.peers_spec
         )
     claim_data_dir(config)
+    if first_join:
+        asyncio.run(fetch_first_checkpoint(config))
     install_uvloop()
     asyncio.run(_serve(config))
 

@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from paxdb import errors
+from paxdb import errors, limits
 from paxdb.node.config import Address, ConfigError, format_address, parse_address
 from paxdb.paxos.membership import MembershipChange
 from paxdb.paxos.values import Value, ValueKind
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-ADDRESS_BOOK_BYTES_MAX = 4096
+ADDRESS_BOOK_BYTES_MAX = limits.MEMBERSHIP_EXTRA_MAX
 MEMBERS_DATABASE = "main"  # The database whose master carries out membership changes.
 OPERATIONS = ("add", "promote", "remove")
 
@@ -200,6 +200,7 @@ class MembersService:
         change = plan(current, operation, node_id, address)
         if change is None:
             return current.version, f"nothing to do: {_describe(node_id, current)}"
+        self._check_quorum_stays_up(change, current)
         value = change.to_value()
         outcome = await self.submit(group, lambda token: replica.propose(value, token))
         if outcome.refused is not None:
@@ -213,6 +214,22 @@ class MembersService:
         return outcome.instance, (
             f"node {node_id} {done[operation]}, from instance {outcome.instance + 1}"
         )
+
+    def _check_quorum_stays_up(self, change: MembershipChange, current: ClusterMembers) -> None:
+        """Refuse a change after which fewer than a majority of the voters are up (as far
+        as this node's links tell): the cluster would stop, and nodes behind the rejoin
+        fence could never lift it. Removing a dead voter, or adding a learner, passes."""
+        if set(change.members) <= set(current.voters) and len(change.members) == len(
+            current.voters
+        ):
+            return  # The voters do not change.
+        up = [v for v in change.members if v == self.node_id or self._is_up(v)]
+        needed = len(change.members) // 2 + 1
+        if len(up) < needed:
+            raise errors.ProgrammingError(
+                f"after this change the voters would be {list(change.members)}, of which "
+                f"only {sorted(up)} are up; {needed} must be: start the others first"
+            )
 
     async def hand_over(self, group: Group, current: ClusterMembers, keep: tuple[int, ...]) -> None:
         """Move the master role to another voter (one in `keep` if any, one that is up
