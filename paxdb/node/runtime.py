@@ -78,7 +78,7 @@ class NodeRuntime:
         )
         for name in sorted({DEFAULT_DATABASE, *self._existing_groups()}):
             self.group(name)
-        self.refresh_peers()
+        self.refresh_peers(retain=False)
 
     def _existing_groups(self) -> list[str]:
         names = set(self.store.groups())
@@ -281,12 +281,14 @@ class NodeRuntime:
 
     # Where the nodes are.
 
-    def refresh_peers(self) -> None:
+    def refresh_peers(self, retain: bool = True) -> None:
         """Rebuild the address book from the members in force in every database (`main`
         last, so it wins) and hand it to the transport: a node added by a membership
-        change is dialled, and accepted when it dials us; a node no database counts any
-        more is dropped (it is refused when it dials us)."""
-        peers: dict[int, Address] = {}
+        change is dialled, and accepted when it dials us. A removed node is dropped at
+        the next start (then it is refused when it dials us)."""
+        # Nodes removed while this process runs stay: one that missed the value removing
+        # it still learns it from us (its probes and our answers need the link).
+        peers = {n: a for n, a in self.peers.items() if n != self.node_id and retain}
         main = self.groups.get(MEMBERS_DATABASE)
         if main is None or main.machine.members[1] is None:
             peers.update(self.config.known)  # Joining: what the cluster told us at start.
