@@ -80,3 +80,23 @@ def test_bench_needs_a_url_or_a_local_cluster() -> None:
     result = bench("--duration", "1")
     assert result.returncode == 2
     assert "give a URL, or --local N" in result.stderr
+
+
+@pytest.mark.timeout(180)
+def test_membership_bench_shows_a_hand_over_pauses_writes_far_less_than_a_failure() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "paxdb.bench.membership", "--rows", "5000"],
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert report["rows_before_join"] == 5000
+    assert 0 < report["join_seconds_until_voter"] < 60
+    assert report["remove_master_outcome"].startswith("node ")
+    assert "removed, from instance" in report["remove_master_outcome"]
+    assert report["write_errors"] == 0
+    # A killed master's lease (2 s) must run out first; a hand-over waits for no lease.
+    assert report["longest_write_gap_kill_master_ms"] > 2000
+    assert report["longest_write_gap_remove_master_ms"] < 1000
