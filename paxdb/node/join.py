@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 JOIN_POLL_S = 0.5  # How often a joining node looks at its progress.
 PROMOTE_LAG = 64  # A learner this close to the cluster's newest instance asks to vote.
 REQUEST_TIMEOUT_S = 15.0
+MEMBER_MARKER = "member"  # In the data directory once this node was seen as a member.
 FIRST_FETCH_ATTEMPTS = 3  # Per node of the URL; a young cluster has no checkpoint yet.
 
 
@@ -118,6 +119,19 @@ class Joiner:
         node_id = self.config.node_id
         group = self.runtime.group(MEMBERS_DATABASE)
         role = members_in_force(group, self.config.peers).role_of(node_id)
+        marker = self.config.data_dir / MEMBER_MARKER
+        if role != "none" and not marker.exists():
+            marker.touch()
+        if role == "none" and marker.exists():
+            # It was a member and is not any more: removed by an operator. A restart
+            # with the same flags must not undo that.
+            logger.warning(
+                "this node was removed from the cluster; to add it again: "
+                "paxdb members URL add %d=%s",
+                node_id,
+                format_address(self.config.listen),
+            )
+            return True
         try:
             if not self.added and role == "none":
                 listen = format_address(self.config.listen)

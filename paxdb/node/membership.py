@@ -195,12 +195,12 @@ class MembersService:
         current = members_in_force(group, self.bootstrap)
         if current.version != replica.membership.version:
             raise errors.ProposalDropped("a membership change is being applied; retry")
-        if operation == "remove" and node_id == self.node_id and node_id in current.voters:
-            await self.hand_over(group, current, keep=current.voters)
         change = plan(current, operation, node_id, address)
         if change is None:
             return current.version, f"nothing to do: {_describe(node_id, current)}"
         self._check_quorum_stays_up(change, current)
+        if node_id == self.node_id and node_id not in change.members:
+            await self.hand_over(group, current, keep=change.members)  # Raises NotMaster.
         value = change.to_value()
         outcome = await self.submit(group, lambda token: replica.propose(value, token))
         if outcome.refused is not None:
@@ -219,10 +219,8 @@ class MembersService:
         """Refuse a change after which fewer than a majority of the voters are up (as far
         as this node's links tell): the cluster would stop, and nodes behind the rejoin
         fence could never lift it. Removing a dead voter, or adding a learner, passes."""
-        if set(change.members) <= set(current.voters) and len(change.members) == len(
-            current.voters
-        ):
-            return  # The voters do not change.
+        if change.members == current.voters:
+            return
         up = [v for v in change.members if v == self.node_id or self._is_up(v)]
         needed = len(change.members) // 2 + 1
         if len(up) < needed:

@@ -263,3 +263,21 @@ def test_a_wiped_member_of_a_changed_cluster_rejoins_with_join(
     cluster.converge(30)
     counts = {n: cluster.rows(n, "SELECT count(*) FROM t") for n in alive}
     assert set(map(str, counts.values())) == {"[(301,)]"}, counts
+
+
+@pytest.mark.timeout(180)
+def test_a_removed_node_restarted_with_its_join_flags_stays_out(
+    small_cluster: ProcessCluster,
+) -> None:
+    cluster = small_cluster
+    cluster.join(4, "--learner")
+    _wait(lambda: _group(cluster, 4)["role"] == "learner", 60, "node 4 to be a learner")
+    removed = _members(cluster.bootstrap_url, "remove", "4")
+    assert removed.returncode == 0, removed.stderr
+    _wait(lambda: _group(cluster, 4)["role"] == "outsider", 30, "node 4 to see it is out")
+    assert cluster.stop(4) == 0
+    cluster.start(4)
+    _wait(lambda: "this node was removed" in cluster.log(4), 30, "node 4 to say it stays out")
+    time.sleep(1)  # Time enough for a wrong re-add to be chosen.
+    assert _group(cluster, 1)["learners"] == []
+    assert sorted(_group(cluster, 1)["members"]) == [1, 2, 3]  # type: ignore[call-overload]
