@@ -47,25 +47,34 @@ MEMBERS_DATABASE = "main"  # The database whose master carries out membership ch
 OPERATIONS = ("add", "promote", "remove")
 
 
-def encode_addresses(addresses: dict[int, Address]) -> bytes:
+def encode_addresses(addresses: dict[int, Address], follows: int = -1) -> bytes:
+    """The `extra` of a MEMBERSHIP value: the address book, and for a database other
+    than `main` the version of `main`'s members it follows (-1 for `main` itself)."""
     book = {str(node_id): format_address(addresses[node_id]) for node_id in sorted(addresses)}
-    data = json.dumps(book, separators=(",", ":"), sort_keys=True).encode()
+    data = json.dumps({"a": book, "f": follows}, separators=(",", ":"), sort_keys=True).encode()
     if len(data) > ADDRESS_BOOK_BYTES_MAX:
         raise errors.ProgrammingError("the members' addresses are too long to replicate")
     return data
 
 
-def decode_addresses(data: bytes) -> dict[int, Address]:
-    """Raises ValueError unless `data` is an address book as `encode_addresses` makes."""
+def decode_addresses(data: bytes) -> tuple[dict[int, Address], int]:
+    """(addresses, follows). Raises ValueError unless `data` is what `encode_addresses`
+    makes."""
     if len(data) > ADDRESS_BOOK_BYTES_MAX:
         raise ValueError("address book too long")
-    book = json.loads(data)
-    if not isinstance(book, dict):
+    extra = json.loads(data)
+    if not isinstance(extra, dict) or not isinstance(extra.get("a"), dict):
         raise ValueError("address book is not a map")
+    follows = extra.get("f")
+    if type(follows) is not int or follows < -1:
+        raise ValueError("address book names no version of main it follows")
     try:
-        return {int(key): parse_address(str(text), f"node {key}") for key, text in book.items()}
+        book = {
+            int(key): parse_address(str(text), f"node {key}") for key, text in extra["a"].items()
+        }
     except ConfigError as error:
         raise ValueError(str(error)) from None
+    return book, follows
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +85,7 @@ class ClusterMembers:
     learners: tuple[int, ...]
     version: int  # Instance of the MEMBERSHIP value that set it; -1 for the bootstrap.
     addresses: dict[int, Address]
+    follows: int = -1  # The version of main's members it copies (databases but main).
 
     def role_of(self, node_id: int) -> str:
         if node_id in self.voters:
@@ -83,7 +93,11 @@ class ClusterMembers:
         return "learner" if node_id in self.learners else "none"
 
     def change(
-        self, voters: tuple[int, ...], learners: tuple[int, ...], addresses: dict[int, Address]
+        self,
+        voters: tuple[int, ...],
+        learners: tuple[int, ...],
+        addresses: dict[int, Address],
+        follows: int | None = None,
     ) -> MembershipChange:
         kept = set(voters) | set(learners)
         book = {node_id: address for node_id, address in addresses.items() if node_id in kept}
@@ -91,7 +105,7 @@ class ClusterMembers:
             tuple(sorted(voters)),
             self.version,
             tuple(sorted(learners)),
-            encode_addresses(book),
+            encode_addresses(book, self.follows if follows is None else follows),
         )
 
 
@@ -101,7 +115,8 @@ def members_in_force(group: Group, bootstrap: dict[int, Address]) -> ClusterMemb
     if payload is None:
         return ClusterMembers(tuple(sorted(bootstrap)), (), -1, dict(bootstrap))
     change = MembershipChange.from_value(Value(ValueKind.MEMBERSHIP, payload))
-    return ClusterMembers(change.members, change.learners, version, decode_addresses(change.extra))
+    addresses, follows = decode_addresses(change.extra)
+    return ClusterMembers(change.members, change.learners, version, addresses, follows)
 
 
 def plan(
@@ -313,14 +328,19 @@ class MembersFollower:
 
 
 def next_step(current: ClusterMembers, wanted: ClusterMembers) -> MembershipChange | None:
-    """The next change taking `current` towards `wanted`; None when they agree. Nodes
-    new to `current` come in as learners; a step never leaves no voter."""
+    """The next change taking `current` towards `wanted` (main's members, version
+    `wanted.version`); None when they agree, or when `wanted` is older than what
+    `current` already follows (this node's `main` lags: following it would undo a
+    newer step). Nodes new to `current` come in as learners; a step never leaves no
+    voter."""
+    if wanted.version < current.follows:
+        return None
     present = set(current.voters) | set(current.learners)
     newcomers = (set(wanted.voters) | set(wanted.learners)) - present
     if newcomers:
         learners = tuple(sorted(set(current.learners) | newcomers))
         addresses = {**current.addresses, **{n: wanted.addresses[n] for n in newcomers}}
-        return current.change(current.voters, learners, addresses)
+        return current.change(current.voters, learners, addresses, wanted.version)
     same = (
         current.voters == wanted.voters
         and current.learners == wanted.learners
@@ -328,4 +348,4 @@ def next_step(current: ClusterMembers, wanted: ClusterMembers) -> MembershipChan
     )
     if same or not wanted.voters:
         return None
-    return current.change(wanted.voters, wanted.learners, wanted.addresses)
+    return current.change(wanted.voters, wanted.learners, wanted.addresses, wanted.version)

@@ -28,8 +28,17 @@ THREE = ClusterMembers((1, 2, 3), (), 10, {1: A, 2: B, 3: C})
 
 def test_address_books_round_trip_and_bad_ones_are_refused() -> None:
     book = {3: C, 1: A, 12: ("::1", 9000)}
-    assert decode_addresses(encode_addresses(book)) == book
-    for bad in [b"[]", b'{"1": "nowhere"}', b'{"x": "127.0.0.1:1"}', b"{", b" " * 5000]:
+    assert decode_addresses(encode_addresses(book)) == (book, -1)
+    assert decode_addresses(encode_addresses(book, 17)) == (book, 17)
+    for bad in [
+        b"[]",
+        b'{"a": {"1": "nowhere"}, "f": -1}',
+        b'{"a": {"x": "127.0.0.1:1"}, "f": -1}',
+        b'{"a": {}, "f": "1"}',
+        b'{"a": {}}',
+        b"{",
+        b" " * 5000,
+    ]:
         with pytest.raises(ValueError):
             decode_addresses(bad)
 
@@ -38,7 +47,7 @@ def test_add_makes_a_learner_with_its_address() -> None:
     change = plan(THREE, "add", 4, D)
     assert change is not None
     assert (change.members, change.learners, change.prev_version) == ((1, 2, 3), (4,), 10)
-    assert decode_addresses(change.extra) == {1: A, 2: B, 3: C, 4: D}
+    assert decode_addresses(change.extra) == ({1: A, 2: B, 3: C, 4: D}, -1)
 
 
 def test_promote_then_remove_and_what_is_refused() -> None:
@@ -47,7 +56,7 @@ def test_promote_then_remove_and_what_is_refused() -> None:
     assert promoted is not None and (promoted.members, promoted.learners) == ((1, 2, 3, 4), ())
     removed = plan(with_learner, "remove", 1, None)
     assert removed is not None and removed.members == (2, 3)
-    assert decode_addresses(removed.extra) == {2: B, 3: C, 4: D}
+    assert decode_addresses(removed.extra) == ({2: B, 3: C, 4: D}, -1)
     dropped = plan(with_learner, "remove", 4, None)
     assert dropped is not None and dropped.learners == () and dropped.members == (1, 2, 3)
     # Nothing to do: already there at that address, already a voter, already gone.
@@ -113,10 +122,15 @@ def test_other_databases_follow_main_one_step_at_a_time() -> None:
     first = next_step(THREE, wanted)
     assert first is not None  # Newcomers come in as learners, nobody leaves yet.
     assert (first.members, first.learners, first.prev_version) == ((1, 2, 3), (4, 5), 10)
-    middle = ClusterMembers(first.members, first.learners, 12, decode_addresses(first.extra))
+    book, follows = decode_addresses(first.extra)
+    assert follows == 40  # Stamped with the version of main it copies.
+    middle = ClusterMembers(first.members, first.learners, 12, book, follows)
     second = next_step(middle, wanted)
     assert second is not None
     assert (second.members, second.learners) == ((2, 3, 4), (5,))
-    assert decode_addresses(second.extra) == wanted.addresses
-    done = ClusterMembers((2, 3, 4), (5,), 13, dict(wanted.addresses))
+    assert decode_addresses(second.extra) == (wanted.addresses, 40)
+    done = ClusterMembers((2, 3, 4), (5,), 13, dict(wanted.addresses), 40)
     assert next_step(done, wanted) is None
+    # A node whose main lags (it applied an older version) does not undo a newer step.
+    older = ClusterMembers((1, 2, 3), (), 30, {1: A, 2: B, 3: C})
+    assert next_step(done, older) is None
