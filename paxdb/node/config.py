@@ -188,6 +188,8 @@ def build_config(
     data_dir = Path(str(values["data"])).expanduser()
     stored = read_identity(data_dir)
     join_url = str(values["join"]) if values.get("join") else None
+    if values.get("learner") and join_url is None:
+        raise ConfigError("--learner needs --join URL: a learner joins a running cluster")
     known: dict[int, Address] = {}
     if values.get("peers"):
         members = parse_peers(str(values["peers"]))

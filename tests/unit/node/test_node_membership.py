@@ -134,3 +134,8 @@ def test_other_databases_follow_main_one_step_at_a_time() -> None:
     # A node whose main lags (it applied an older version) does not undo a newer step.
     older = ClusterMembers((1, 2, 3), (), 30, {1: A, 2: B, 3: C})
     assert next_step(done, older) is None
+
+
+def test_learner_needs_join(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--learner needs --join URL"):
+        build_config(5, str(tmp_path / "d"), "127.0.0.1:7005", None, learner=True)
