@@ -26,7 +26,7 @@ def node_status(runtime: NodeRuntime) -> dict[str, Any]:
             "chain": f"{group.machine.chain:08x}",
             "lease_ticks_left": status.lease_ticks_left,
             "members": list(status.members),
-            "learners": list(getattr(status, "learners", ())),
+            "learners": list(status.learners),
             "members_version": replica.membership.version,
             "halted": group.halted,
             "fenced": replica.fenced,
