@@ -191,8 +191,8 @@ def members(url: str, operation: str, node: str | None) -> None:
         _list_members(fetch_status(url))
         return
     node_id, address = _member_argument(operation, node)
+    from paxdb.client.admin import request_change
     from paxdb.errors import Error
-    from paxdb.node.join import request_change
 
     fetch_status(url)  # A bad URL, or no node up, fails here at once, with one line.
     try:

@@ -28,8 +28,8 @@ from typing import Any
 
 import paxdb
 from paxdb.bench.catchup import _status
+from paxdb.client.admin import request_change
 from paxdb.demo import CLIENT_PORT_OFFSET, DemoCluster, pick_ports
-from paxdb.node.join import request_change
 
 POLL_S = 0.05
 SETTLE_S = 2.0  # Writes before and after each event, so its pause lies inside the window.

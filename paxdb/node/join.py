@@ -1,7 +1,7 @@
 """Joining a running cluster: `paxdb serve --join URL [--learner]`.
 
 A node started with an empty `--data` and `--join URL` first asks a node of that
-cluster for its status (`cluster_status`): the bootstrap members and timing give it
+cluster for its status (`join_status`): the bootstrap members and timing give it
 the cluster id (config.joined_config), the members in force tell it where everyone is.
 Then, running, it asks the master of `main` to add it as a learner (`Joiner`): it
 receives every value from then on and catches up on the past from its peers' logs, or
@@ -19,8 +19,7 @@ import logging
 from typing import Any
 
 from paxdb import errors
-from paxdb.client.protocol import ExecuteReply, MembersRequest, StatusReply, StatusRequest, encode
-from paxdb.client.transport import Cluster
+from paxdb.client.admin import cluster_status, request_change
 from paxdb.client.url import parse_url, split_address
 from paxdb.node.catchup import CheckpointFetcher, FetchError
 from paxdb.node.checkpoints import Checkpoint, CheckpointStore
@@ -32,44 +31,16 @@ logger = logging.getLogger(__name__)
 
 JOIN_POLL_S = 0.5  # How often a joining node looks at its progress.
 PROMOTE_LAG = 64  # A learner this close to the cluster's newest instance asks to vote.
-REQUEST_TIMEOUT_S = 15.0
 MEMBER_MARKER = "member"  # In the data directory once this node was seen as a member.
 FIRST_FETCH_ATTEMPTS = 3  # Per node of the URL; a young cluster has no checkpoint yet.
 
 
-def cluster_status(url: str, timeout_s: float = REQUEST_TIMEOUT_S) -> dict[str, Any]:
-    """The status map of the first node of `url` that answers (blocking)."""
+def join_status(url: str) -> dict[str, Any]:
+    """The status of a node of the `--join` URL; ConfigError (one line) if none answers."""
     try:
-        cluster = Cluster(parse_url(url).addresses, timeout_s)
-    except errors.InterfaceError as error:
-        raise ConfigError(f"--join {url}: {error}") from None
-    try:
-        reply = cluster.call(
-            lambda request_id: encode(StatusRequest(request_id)), to_master=False, is_write=False
-        )
+        return cluster_status(url)
     except errors.Error as error:
         raise ConfigError(f"--join {url}: {error}") from None
-    finally:
-        cluster.close()
-    assert isinstance(reply, StatusReply)
-    return reply.status
-
-
-def request_change(url: str, operation: str, node_id: int, address: str = "") -> str:
-    """Ask the master of `main` (found through `url`) for a membership change (blocking);
-    returns what happened. Raises the node's error (errors.Error)."""
-    cluster = Cluster(parse_url(url).addresses, REQUEST_TIMEOUT_S)
-    try:
-        reply = cluster.call(
-            lambda request_id: encode(MembersRequest(request_id, operation, node_id, address)),
-            to_master=True,
-            is_write=False,  # Idempotent: no "may or may not have been applied" caveat.
-        )
-    finally:
-        cluster.close()
-    assert isinstance(reply, ExecuteReply)
-    rows = reply.results[0].rows if reply.results else ()
-    return str(rows[0][1]) if rows else "done"
 
 
 async def fetch_first_checkpoint(config: NodeConfig) -> Checkpoint | None:

@@ -20,7 +20,7 @@ from paxdb.node.config import (
     format_address,
     joined_config,
 )
-from paxdb.node.join import Joiner, cluster_status, fetch_first_checkpoint
+from paxdb.node.join import Joiner, fetch_first_checkpoint, join_status
 from paxdb.node.runtime import NodeRuntime
 from paxdb.node.server import ClientServer
 
@@ -57,7 +57,7 @@ def serve(config: NodeConfig) -> None:
         raise ServeError("paxdb refuses to run with assertions off (python -O)")
     first_join = config.join is not None and not config.peers
     if config.join is not None and first_join:
-        config = joined_config(config, cluster_status(config.join))
+        config = joined_config(config, join_status(config.join))
         logger.info(
             "joining cluster %s (bootstrap members %s)", config.cluster_id, config.peers_spec
         )
