@@ -133,13 +133,6 @@ class NodeConfig:
         spec = self.peers_spec + f";tick_ms={self.tick_ms};lease_ticks={self.options.lease_ticks}"
         return "paxdb-" + hashlib.sha256(spec.encode()).hexdigest()[:16]
 
-    def client_address_of(self, node_id: int) -> Address:
-        """Where node `node_id` serves clients (peer port + 1000 unless told otherwise)."""
-        if node_id == self.node_id:
-            return self.client
-        host, port = self.peers[node_id] if node_id in self.peers else self.known[node_id]
-        return host, port + CLIENT_PORT_OFFSET
-
 
 def build_config(
     node_id: int | None,
