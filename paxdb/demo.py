@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import click
@@ -38,13 +38,21 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-def pick_ports(count: int) -> list[int]:
-    """Peer ports P whose client ports P + 1000 are free too."""
+EPHEMERAL_PORT_MIN = 32_768
+
+
+def pick_ports(count: int, avoid: Iterable[int] = ()) -> list[int]:
+    """Peer ports P whose client ports P + 1000 are free too, clear of each other's and
+    of the peer ports in `avoid` (nodes already running)."""
     rng = random.Random()
     ports: list[int] = []
     for _ in range(10_000):
-        port = rng.randint(20_000, 40_000)
-        if port not in ports and port_is_free(port) and port_is_free(port + CLIENT_PORT_OFFSET):
+        # Below Linux's ephemeral range (32768 up) with its client port too, so an
+        # outgoing connection never takes a stopped node's port before it restarts.
+        port = rng.randint(20_000, EPHEMERAL_PORT_MIN - CLIENT_PORT_OFFSET - 1)
+        near = {port - CLIENT_PORT_OFFSET, port, port + CLIENT_PORT_OFFSET}
+        clear = near.isdisjoint([*ports, *avoid])
+        if clear and port_is_free(port) and port_is_free(port + CLIENT_PORT_OFFSET):
             ports.append(port)
             if len(ports) == count:
                 return ports

@@ -76,7 +76,7 @@ def measure(rows: int, directory: Path) -> dict[str, Any]:
         writer.thread.start()
         time.sleep(SETTLE_S)
 
-        port = next(p for p in pick_ports(8) if p not in cluster.ports.values())
+        (port,) = pick_ports(1, avoid=cluster.ports.values())
         cluster.ports[4] = port
         log = open(directory / "node4.log", "ab")  # noqa: SIM115
         started = time.monotonic()

@@ -48,7 +48,7 @@ from pathlib import Path
 import pytest
 
 import paxdb
-from paxdb.demo import port_is_free
+from paxdb.demo import EPHEMERAL_PORT_MIN, port_is_free
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -346,7 +346,8 @@ def free_base_port() -> int:
     """A base B with B+1..B+3 and B+1001..B+1003 free on loopback."""
     rng = random.Random(os.getpid() ^ time.time_ns())
     while True:
-        base = rng.randrange(20_000, 38_000, 10)
+        # Below the ephemeral range (32768 up), client ports included (demo.pick_ports).
+        base = rng.randrange(20_000, EPHEMERAL_PORT_MIN - CLIENT_PORT_OFFSET - 10, 10)
         ports = [base + i for i in (1, 2, 3)]
         if all(port_is_free(p) and port_is_free(p + CLIENT_PORT_OFFSET) for p in ports):
             return base

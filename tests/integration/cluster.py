@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,9 @@ START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
 
 
-def free_peer_ports(count: int) -> list[int]:
+def free_peer_ports(count: int, avoid: Iterable[int] = ()) -> list[int]:
     """Peer ports whose client ports (+1000) are free too; the demo's own picker."""
-    return pick_ports(count)
+    return pick_ports(count, avoid)
 
 
 class ProcessCluster:
@@ -64,8 +65,7 @@ class ProcessCluster:
     def join(self, node_id: int, *flags: str) -> None:
         """Start a new node with an empty directory and `--join` the bootstrap nodes."""
         assert node_id not in self.ports
-        taken = set(self.ports.values())
-        self.ports[node_id] = next(p for p in free_peer_ports(len(taken) + 1) if p not in taken)
+        (self.ports[node_id],) = free_peer_ports(1, avoid=self.ports.values())
         self.joiners[node_id] = flags
         self.start(node_id)
 
