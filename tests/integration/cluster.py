@@ -14,7 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +164,11 @@ class ProcessCluster:
             time.sleep(0.1)
         raise AssertionError(f"no master for {database} within {timeout} s")
 
+    def main_group(self, node_id: int) -> dict[str, Any]:
+        """Node `node_id`'s status of database `main`."""
+        group: dict[str, Any] = self.status(node_id)["groups"]["main"]
+        return group
+
     def rows(self, node_id: int, sql: str, database: str = "main") -> list[tuple[Any, ...]]:
         uri = f"file:{self.db_path(node_id, database)}?mode=ro"
         with contextlib.closing(sqlite3.connect(uri, uri=True)) as connection:
@@ -183,3 +188,15 @@ class ProcessCluster:
                 return
             time.sleep(0.05)
         raise AssertionError(f"replicas did not converge: {metas}")
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll `predicate` until it is true; a node that is restarting or busy (an
+    exception) is asked again. AssertionError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if predicate():
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -5,29 +5,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import shutil
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from cluster import ProcessCluster
+from cluster import ProcessCluster, wait_until
 
-CHECKPOINT_EVERY = 150
-LOG_KEEP = 40
 TABLE = "CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, writer INTEGER, n INTEGER)"
-
-
-@pytest.fixture
-def small_cluster(tmp_path: Path) -> Iterator[ProcessCluster]:
-    processes = ProcessCluster(
-        tmp_path,
-        extra_args=("--checkpoint-every", str(CHECKPOINT_EVERY), "--log-keep", str(LOG_KEEP)),
-    )
-    try:
-        processes.start()
-        yield processes
-    finally:
-        processes.close()
 
 
 def _write(cluster: ProcessCluster, nodes: list[int], writer: int, count: int) -> list[int]:
@@ -52,20 +34,6 @@ def _load(
         return sum(len(f.result()) for f in futures)
 
 
-def _group(cluster: ProcessCluster, node_id: int) -> dict[str, object]:
-    group: dict[str, object] = cluster.status(node_id)["groups"]["main"]
-    return group
-
-
-def _wait(predicate: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _all_rows(cluster: ProcessCluster, node_id: int) -> list[tuple[object, ...]]:
     return cluster.rows(node_id, "SELECT id, writer, n FROM t ORDER BY id")
 
@@ -83,14 +51,14 @@ def test_a_node_away_while_the_log_was_cut_comes_back_by_checkpoint(
     acknowledged = _load(cluster, others, writers=8, each=250)  # 2000 writes.
     assert acknowledged == 2000
     for node_id in others:
-        group = _group(cluster, node_id)
-        assert int(group["checkpoint"]) > 0  # type: ignore[call-overload]
+        group = cluster.main_group(node_id)
+        assert int(group["checkpoint"]) > 0
         # The log now starts past everything the stopped node has.
-        assert int(group["log_first"]) > cluster.meta(away)[0] + 1  # type: ignore[call-overload]
+        assert int(group["log_first"]) > cluster.meta(away)[0] + 1
 
     cluster.start(away)
     pid = cluster.processes[away].pid
-    _wait(lambda: _group(cluster, away)["checkpoints_installed"] == 1, 60, "the install")
+    wait_until(lambda: cluster.main_group(away)["checkpoints_installed"] == 1, 60, "the install")
     more = _load(cluster, [1, 2, 3], writers=2, each=50, first=100)
     cluster.converge(30)
     assert cluster.processes[away].pid == pid  # Installed in the same process.
@@ -117,10 +85,10 @@ def test_a_wiped_node_rejoins_and_votes_again(small_cluster: ProcessCluster) -> 
     cluster.start(wiped)
     # The fence lifts once the node learned past every instance its old self could
     # have voted in, which needs new instances chosen after it started.
-    _wait(
+    wait_until(
         lambda: (
             _load(cluster, [master], writers=1, each=5, first=30) == 5
-            and _group(cluster, wiped)["fenced"] is False
+            and cluster.main_group(wiped)["fenced"] is False
         ),
         60,
         "the fence to lift",

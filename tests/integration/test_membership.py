@@ -9,29 +9,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from cluster import ProcessCluster
+from cluster import ProcessCluster, wait_until
 
 import paxdb
-
-CHECKPOINT_EVERY = 150
-LOG_KEEP = 40
-
-
-@pytest.fixture
-def small_cluster(tmp_path: Path) -> Iterator[ProcessCluster]:
-    processes = ProcessCluster(
-        tmp_path,
-        extra_args=("--checkpoint-every", str(CHECKPOINT_EVERY), "--log-keep", str(LOG_KEEP)),
-    )
-    try:
-        processes.start()
-        yield processes
-    finally:
-        processes.close()
 
 
 class Writers:
@@ -71,23 +53,6 @@ class Writers:
         connection.close()
 
 
-def _group(cluster: ProcessCluster, node_id: int) -> dict[str, object]:
-    group: dict[str, object] = cluster.status(node_id)["groups"]["main"]
-    return group
-
-
-def _wait(predicate: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():  # type: ignore[operator]
-                return
-        except Exception:  # A node restarting or busy: ask again.
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _members(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "paxdb", "members", url, *args],
@@ -108,16 +73,19 @@ def test_add_a_node_under_load_then_remove_the_master(small_cluster: ProcessClus
     other.executemany("INSERT INTO o VALUES (?)", [(i,) for i in range(20)])
 
     with Writers(cluster.bootstrap_url, 3) as writers:
-        _wait(lambda: _group(cluster, 1)["log_first"] > 0, 60, "the log to be cut short")
+        wait_until(lambda: cluster.main_group(1)["log_first"] > 0, 60, "the log to be cut short")
         cluster.join(4)
-        _wait(
-            lambda: 4 in _group(cluster, 1)["members"] and _group(cluster, 4)["role"] == "follower",
+        wait_until(
+            lambda: (
+                4 in cluster.main_group(1)["members"]
+                and cluster.main_group(4)["role"] == "follower"
+            ),
             120,
             "node 4 to become a voting follower",
         )
-        joined = _group(cluster, 4)
+        joined = cluster.main_group(4)
         # Node 4 started from a checkpoint: its log never held the first instances.
-        assert joined["log_first"] > 0, joined  # type: ignore[operator]
+        assert joined["log_first"] > 0, joined
         assert "checkpoint of main at instance" in cluster.log(4)
         assert 4 in joined["members"] and joined["learners"] == []
         listing = _members(cluster.bootstrap_url, "list")
@@ -128,37 +96,34 @@ def test_add_a_node_under_load_then_remove_the_master(small_cluster: ProcessClus
         removed = _members(cluster.bootstrap_url, "remove", str(old_master))
         assert removed.returncode == 0, removed.stderr + removed.stdout
         survivors = [n for n in (1, 2, 3, 4) if n != old_master]
-        _wait(
-            lambda: all(
-                sorted(_group(cluster, n)["members"]) == survivors
-                for n in survivors  # type: ignore[call-overload]
-            ),
+        wait_until(
+            lambda: all(sorted(cluster.main_group(n)["members"]) == survivors for n in survivors),
             30,
             f"node {old_master} to be out of every survivor's members",
         )
-        _wait(
-            lambda: _group(cluster, old_master)["role"] == "outsider",
+        wait_until(
+            lambda: cluster.main_group(old_master)["role"] == "outsider",
             30,
             f"node {old_master} to see it is out",
         )
         before = writers.total()
-        _wait(lambda: writers.total() > before + 100, 30, "writes after the removal")
+        wait_until(lambda: writers.total() > before + 100, 30, "writes after the removal")
         cluster.kill(old_master)
         before = writers.total()
-        _wait(lambda: writers.total() > before + 100, 30, "writes without the old master")
+        wait_until(lambda: writers.total() > before + 100, 30, "writes without the old master")
 
     assert cluster.master() in survivors
     # Database `other` followed main's members by itself, and lost nothing either.
     other.execute("INSERT INTO o VALUES (20)")
     other.close()
-    _wait(
+    wait_until(
         lambda: all(
             sorted(cluster.status(n)["groups"]["other"]["members"]) == survivors for n in survivors
         ),
         30,
         "database other to follow main's members",
     )
-    _wait(
+    wait_until(
         lambda: all(
             cluster.rows(n, "SELECT count(*) FROM o", "other") == [(21,)] for n in survivors
         ),
@@ -209,16 +174,16 @@ def test_members_refuses_bad_arguments_with_one_line(small_cluster: ProcessClust
 def test_a_learner_receives_everything_but_never_votes(small_cluster: ProcessCluster) -> None:
     cluster = small_cluster
     cluster.join(4, "--learner")
-    _wait(lambda: _group(cluster, 4)["role"] == "learner", 60, "node 4 to be a learner")
-    assert _group(cluster, 1)["learners"] == [4]
-    assert sorted(_group(cluster, 1)["members"]) == [1, 2, 3]  # type: ignore[call-overload]
+    wait_until(lambda: cluster.main_group(4)["role"] == "learner", 60, "node 4 to be a learner")
+    assert cluster.main_group(1)["learners"] == [4]
+    assert sorted(cluster.main_group(1)["members"]) == [1, 2, 3]
     connection = paxdb.connect(cluster.bootstrap_url)
     connection.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, writer INTEGER, n INTEGER)")
     connection.executemany("INSERT INTO t(writer, n) VALUES (0, ?)", [(i,) for i in range(50)])
     connection.close()
     host, port = cluster.client_address(4)
     local = paxdb.connect(f"paxdb://{host}:{port}/main?consistency=local")
-    _wait(
+    wait_until(
         lambda: local.execute("SELECT count(*) FROM t").fetchone() == (50,),
         30,
         "the learner to serve the 50 rows locally",
@@ -233,7 +198,7 @@ def test_a_learner_receives_everything_but_never_votes(small_cluster: ProcessClu
     with pytest.raises(paxdb.OperationalError):
         writes.execute("INSERT INTO t(writer, n) VALUES (1, 1)")
     writes.close()
-    assert _group(cluster, 4)["role"] == "learner"
+    assert cluster.main_group(4)["role"] == "learner"
 
 
 @pytest.mark.timeout(240)
@@ -242,7 +207,7 @@ def test_a_wiped_member_of_a_changed_cluster_rejoins_with_join(
 ) -> None:
     cluster = small_cluster
     cluster.join(4)
-    _wait(lambda: _group(cluster, 4)["role"] == "follower", 60, "node 4 to become a voter")
+    wait_until(lambda: cluster.main_group(4)["role"] == "follower", 60, "node 4 to become a voter")
     connection = paxdb.connect(cluster.bootstrap_url + "?timeout=20")
     connection.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, writer INTEGER, n INTEGER)")
     for n in range(300):
@@ -252,8 +217,10 @@ def test_a_wiped_member_of_a_changed_cluster_rejoins_with_join(
     shutil.rmtree(cluster.data_dir(wiped))
     cluster.joiners[wiped] = ()  # Same id and address, empty directory, --join.
     cluster.start(wiped)
-    _wait(lambda: _group(cluster, wiped)["role"] == "follower", 90, "the wiped node to vote")
-    assert sorted(_group(cluster, wiped)["members"]) == [1, 2, 3, 4]  # type: ignore[call-overload]
+    wait_until(
+        lambda: cluster.main_group(wiped)["role"] == "follower", 90, "the wiped node to vote"
+    )
+    assert sorted(cluster.main_group(wiped)["members"]) == [1, 2, 3, 4]
     # Four voters need three: with one more voter down, the rejoined node must vote.
     down = next(n for n in (1, 2, 3, 4) if n not in (wiped, cluster.master()))
     cluster.kill(down)
@@ -271,13 +238,13 @@ def test_a_removed_node_restarted_with_its_join_flags_stays_out(
 ) -> None:
     cluster = small_cluster
     cluster.join(4, "--learner")
-    _wait(lambda: _group(cluster, 4)["role"] == "learner", 60, "node 4 to be a learner")
+    wait_until(lambda: cluster.main_group(4)["role"] == "learner", 60, "node 4 to be a learner")
     removed = _members(cluster.bootstrap_url, "remove", "4")
     assert removed.returncode == 0, removed.stderr
-    _wait(lambda: _group(cluster, 4)["role"] == "outsider", 30, "node 4 to see it is out")
+    wait_until(lambda: cluster.main_group(4)["role"] == "outsider", 30, "node 4 to see it is out")
     assert cluster.stop(4) == 0
     cluster.start(4)
-    _wait(lambda: "this node was removed" in cluster.log(4), 30, "node 4 to say it stays out")
+    wait_until(lambda: "this node was removed" in cluster.log(4), 30, "node 4 to say it stays out")
     time.sleep(1)  # Time enough for a wrong re-add to be chosen.
-    assert _group(cluster, 1)["learners"] == []
-    assert sorted(_group(cluster, 1)["members"]) == [1, 2, 3]  # type: ignore[call-overload]
+    assert cluster.main_group(1)["learners"] == []
+    assert sorted(cluster.main_group(1)["members"]) == [1, 2, 3]
