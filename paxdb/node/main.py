@@ -57,6 +57,7 @@ def serve(config: NodeConfig) -> None:
         raise ServeError("paxdb refuses to run with assertions off (python -O)")
     first_join = config.join is not None and not config.peers
     if config.join is not None and first_join:
+        logger.info("asking %s for the cluster to join (up to 15 s)", config.join)
         config = joined_config(config, join_status(config.join))
         logger.info(
             "joining cluster %s (bootstrap members %s)", config.cluster_id, config.peers_spec
