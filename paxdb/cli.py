@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from paxdb import __version__
+from paxdb.client.protocol import MEMBERS_OPERATIONS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -170,9 +171,7 @@ def status(url: str, as_json: bool) -> None:
 
 @main.command()
 @click.argument("url")
-@click.argument(
-    "operation", type=click.Choice(["list", "add", "promote", "remove"]), default="list"
-)
+@click.argument("operation", type=click.Choice(["list", *MEMBERS_OPERATIONS]), default="list")
 @click.argument("node", required=False)
 def members(url: str, operation: str, node: str | None) -> None:
     """List or change the cluster's members, through the log.

@@ -44,7 +44,6 @@ logger = logging.getLogger(__name__)
 
 ADDRESS_BOOK_BYTES_MAX = limits.MEMBERSHIP_EXTRA_MAX
 MEMBERS_DATABASE = "main"  # The database whose master carries out membership changes.
-OPERATIONS = ("add", "promote", "remove")
 
 
 def encode_addresses(addresses: dict[int, Address], follows: int = -1) -> bytes:

@@ -42,17 +42,19 @@ def master_claim(replica: Replica) -> Value:
     master.py); only the latest is remembered, and an older one, if chosen after
     all, gives this node no lease (safe: the holder may only err early).
     """
-    ballot = replica.proposer.next_ballot(replica.instance, replica.membership.version)
-    claim = MasterClaim(
-        replica.node_id,
-        replica.options.lease_ticks,
-        replica.master.version,
-        ballot.number,
-        replica.node_id,
-    )
-    value = claim.to_value()
+    value = _claim_for(replica, replica.node_id)
     replica.master_issue = (value.payload, replica.now)
     return value
+
+
+def _claim_for(replica: Replica, master: int) -> Value:
+    """A MASTER value naming `master`, issued by this replica with the ballot of the
+    round it will propose in, based on the master in force."""
+    ballot = replica.proposer.next_ballot(replica.instance, replica.membership.version)
+    claim = MasterClaim(
+        master, replica.options.lease_ticks, replica.master.version, ballot.number, replica.node_id
+    )
+    return claim.to_value()
 
 
 def lease_due(replica: Replica) -> bool:
@@ -117,15 +119,7 @@ def handover_value(replica: Replica, handover: Handover) -> Value | None:
         assert handover.instance == replica.instance, "resolved when its instance is learned"
         return handover.value
     assert may_hand_over(replica), "dropped as soon as it became moot"
-    ballot = replica.proposer.next_ballot(replica.instance, replica.membership.version)
-    claim = MasterClaim(
-        handover.target,
-        replica.options.lease_ticks,
-        replica.master.version,
-        ballot.number,
-        replica.node_id,
-    )
-    handover.value = claim.to_value()
+    handover.value = _claim_for(replica, handover.target)
     handover.instance = replica.instance
     replica.stats.bump("handover_proposed")
     return handover.value
