@@ -49,7 +49,7 @@ from paxdb.client.protocol import (
     request_id_of,
 )
 from paxdb.node.backup import BackupService
-from paxdb.node.config import parse_address
+from paxdb.node.config import ConfigError, parse_address
 from paxdb.node.forward import Forwarder
 from paxdb.node.group import BARRIER, Group, WriteOutcome, stamp_item
 from paxdb.node.membership import MEMBERS_DATABASE, MembersFollower, MembersService
@@ -226,10 +226,15 @@ class ClientServer:
             hint = error.master_hint
             master = self.runtime.client_address_text(hint) if hint is not None else None
             return error_reply(request.request_id, error, master)
-        except errors.PaxdbError as error:  # A bad address (ConfigError) included.
-            if not isinstance(error, errors.DatabaseError):
-                error = errors.ProgrammingError(str(error))
+        except errors.DatabaseError as error:
             return error_reply(request.request_id, error, self._master_of(MEMBERS_DATABASE))
+        except ConfigError as error:  # A malformed address.
+            return error_reply(request.request_id, errors.ProgrammingError(str(error)))
+        except (errors.ReplicaHalted, errors.CorruptionError, errors.StorageError) as error:
+            return error_reply(
+                request.request_id,
+                errors.OperationalError(f"database {MEMBERS_DATABASE!r} is halted here: {error}"),
+            )
         result = StatementResult(-1, None, ("instance", "outcome"), ((instance, outcome),))
         return ExecuteReply(request.request_id, (result,), instance=instance)
 
